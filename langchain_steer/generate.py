@@ -1,0 +1,101 @@
+"""Steered text generation for a batch of chats, each row with its own strengths.
+
+This is the plain-Python generation path used by the CLI and by the chat model: chat messages are
+rendered with the model's chat template, left-padded into one batch, and generated under
+:func:`~langchain_steer.hooks.steer` with one strength per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from langchain_steer.hooks import Positions, steer
+from langchain_steer.vectors import SteeringVector
+
+__all__ = ["Chat", "apply_chat_template", "generate_batch"]
+
+Chat = Sequence[Mapping[str, Any]]
+"""A conversation as ``[{"role": "user", "content": "..."}, ...]``."""
+
+
+def apply_chat_template(tokenizer: Any, messages: Chat) -> str:
+    """Render ``messages`` as the prompt text, ready for the assistant's reply.
+
+    Models without a chat template (base models) get a plain transcript::
+
+        System: ...
+        User: ...
+        Assistant:
+    """
+    if getattr(tokenizer, "chat_template", None):
+        return str(
+            tokenizer.apply_chat_template(
+                list(messages), add_generation_prompt=True, tokenize=False
+            )
+        )
+    lines = [f"{str(m['role']).capitalize()}: {m.get('content') or ''}" for m in messages]
+    return "\n".join([*lines, "Assistant:"])
+
+
+def _encode(
+    tokenizer: Any, prompts: Sequence[str], device: torch.device
+) -> dict[str, torch.Tensor]:
+    # Templates already contain BOS and role markers; a base-model transcript needs BOS added.
+    special = not getattr(tokenizer, "chat_template", None)
+    batch = tokenizer(
+        list(prompts),
+        return_tensors="pt",
+        padding=True,
+        padding_side="left",
+        add_special_tokens=special,
+    )
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def generate_batch(
+    model: Any,
+    tokenizer: Any,
+    chats: Sequence[Chat],
+    vectors: Mapping[str, SteeringVector],
+    strengths: Sequence[Mapping[str, float]],
+    *,
+    max_new_tokens: int = 64,
+    positions: Positions = "all",
+    **generate_kwargs: Any,
+) -> list[str]:
+    """Generate one reply per chat, each steered with its own strengths, in a single ``generate``.
+
+    Args:
+        model: the causal LM.
+        tokenizer: its tokenizer.
+        chats: the conversations, one per row.
+        vectors: dimension name → vector.
+        strengths: one mapping per row (dimensions left out are 0 for that row).
+        max_new_tokens: length limit per reply.
+        positions: the hook position policy (see :mod:`langchain_steer.hooks`).
+        **generate_kwargs: passed to ``model.generate`` (default: greedy decoding).
+
+    Returns:
+        The decoded replies, special tokens removed.
+    """
+    if len(chats) != len(strengths):
+        raise ValueError(f"{len(chats)} chats but {len(strengths)} strength mappings.")
+    if not chats:
+        return []
+    names = sorted({name for row in strengths for name in row})
+    per_row = {name: [float(row.get(name, 0.0)) for row in strengths] for name in names}
+    encoded = _encode(
+        tokenizer,
+        [apply_chat_template(tokenizer, c) for c in chats],
+        next(model.parameters()).device,
+    )
+    generate_kwargs.setdefault("do_sample", False)
+    generate_kwargs.setdefault("pad_token_id", tokenizer.pad_token_id)
+    with steer(model, vectors, per_row, positions=positions):
+        output = model.generate(**encoded, max_new_tokens=max_new_tokens, **generate_kwargs)
+    new_tokens = output[:, encoded["input_ids"].shape[1] :]
+    return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]

@@ -1,0 +1,38 @@
+import re
+
+import pytest
+
+from langchain_steer.dimensions import DIMENSIONS, load_dimension
+
+POLES = {
+    "cost": ("budget", "luxury"),
+    "ambiance": ("touristy", "hipster"),
+    "age": ("kids", "adults"),
+    "time": ("evening", "morning"),
+    "culture": ("asian", "american"),
+}
+TASKS = {"gift", "travel", "restaurant", "recipe"}
+
+
+@pytest.mark.parametrize("name", DIMENSIONS)
+def test_dimension_data_is_complete(name):
+    dim = load_dimension(name)
+    assert dim.poles == POLES[name]
+    train_neg, train_pos = dim.examples("train")
+    test_neg, test_pos = dim.examples("test")
+    assert len(train_neg) == len(train_pos) >= 60
+    assert len(test_neg) >= 10
+    assert {p["task"] for p in dim.pairs} == TASKS
+    prompts = [p["prompt"] for p in dim.pairs]
+    assert len(set(prompts)) == len(prompts)
+    assert not set(prompts) & set(dim.eval_prompts)
+    for pair in dim.pairs:
+        assert pair["negative"] != pair["positive"]
+    for pole in ("negative", "positive"):
+        words = dim.pole_words[pole]
+        assert words and all(re.fullmatch(r"[a-z'-]+", w) for w in words)
+
+
+def test_unknown_dimension():
+    with pytest.raises(ValueError, match="cost, ambiance"):
+        load_dimension("price")

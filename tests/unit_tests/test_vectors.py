@@ -1,0 +1,89 @@
+import json
+
+import pytest
+import torch
+from helpers import random_vector
+
+from langchain_steer import SteeringVector, steer
+
+
+def test_save_load_round_trip(tmp_path, llama):
+    vector = random_vector(llama, layers=(0, 2), functional_range=7.5)
+    vector = SteeringVector(
+        vector.directions,
+        name="cost",
+        model_id="tiny-llama",
+        method="probe",
+        poles=("budget", "luxury"),
+        functional_range=7.5,
+        examples_hash="abc123",
+        extra={"probe_accuracy": {"0": 0.9}},
+    )
+    path = vector.save(tmp_path / "cost.safetensors")
+    loaded = SteeringVector.load(path)
+    assert loaded.metadata() == vector.metadata()
+    for layer in vector.layers:
+        assert torch.equal(loaded.directions[layer], vector.directions[layer])
+    assert loaded.hidden_size == 32 and loaded.layers == [0, 2]
+
+
+def test_load_rejects_foreign_files(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(3)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(ValueError, match="no langchain-steer metadata"):
+        SteeringVector.load(tmp_path / "plain.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a tensor file")
+    with pytest.raises(ValueError, match="not a readable"):
+        SteeringVector.load(tmp_path / "junk.safetensors")
+    with pytest.raises(FileNotFoundError):
+        SteeringVector.load(tmp_path / "missing.safetensors")
+
+
+def test_value_semantics(llama):
+    a = random_vector(llama, seed=1, functional_range=2.0)
+    b = random_vector(llama, seed=2, functional_range=2.0)
+    original = a.directions[0].clone()
+    doubled = a * 2
+    assert torch.equal(a.directions[0], original), "operations must not mutate their operands"
+    assert torch.allclose(doubled.directions[0], original * 2)
+    assert torch.allclose((2 * a).directions[0], doubled.directions[0])
+    assert torch.allclose((a / 2).directions[0], original / 2)
+    assert (-a).poles == ("luxury", "budget")
+    total = a + b
+    assert total.functional_range == 2.0
+    assert torch.allclose(total.directions[1], a.directions[1] + b.directions[1])
+    zero = a - a
+    assert all(bool((d == 0).all()) for d in zero.directions.values())
+    assert zero.poles == a.poles
+    half = a.to(dtype=torch.float16)
+    assert half.dtype == torch.float16 and a.dtype == torch.float32
+    with pytest.raises(TypeError):
+        a * "x"  # noqa: B018
+
+
+def test_sum_with_different_ranges_steers_like_both(llama):
+    a = random_vector(llama, seed=1, functional_range=2.0)
+    b = random_vector(llama, seed=2, layers=(1, 2), functional_range=5.0)
+    ids = torch.tensor([[4, 9, 30, 31]])
+    with torch.no_grad(), steer(llama, {"a": a, "b": b}, {"a": 0.6, "b": 0.6}):
+        separate = llama(ids).logits
+    with torch.no_grad(), steer(llama, {"ab": a + b}, {"ab": 0.6}):
+        summed = llama(ids).logits
+    assert (a + b).functional_range == 1.0
+    torch.testing.assert_close(separate, summed, rtol=1e-5, atol=1e-5)
+
+
+def test_invalid_vectors_are_rejected():
+    with pytest.raises(ValueError, match="at least one layer"):
+        SteeringVector({})
+    with pytest.raises(ValueError, match="1-D"):
+        SteeringVector({0: torch.zeros(4), 1: torch.zeros(5)})
+    with pytest.raises(ValueError, match="functional_range"):
+        SteeringVector({0: torch.zeros(4)}, functional_range=float("nan"))
+    with pytest.raises(ValueError, match="hidden size"):
+        SteeringVector({0: torch.zeros(4)}) + SteeringVector({0: torch.zeros(5)})
+
+
+def test_metadata_is_plain_json(llama):
+    json.dumps(random_vector(llama).metadata())
