@@ -7,6 +7,7 @@ Public API::
 
 from importlib.metadata import PackageNotFoundError, version
 
+from langchain_steer.chat_model import SteeredChatModel
 from langchain_steer.dimensions import DIMENSIONS, builtin_vectors, load_dimension
 from langchain_steer.extract import Example, calibrate_range, extract_vector
 from langchain_steer.hooks import MAX_STRENGTH, SteeringHandle, apply_steering, steer
@@ -23,6 +24,7 @@ __all__ = [
     "DIMENSIONS",
     "MAX_STRENGTH",
     "Example",
+    "SteeredChatModel",
     "SteeringHandle",
     "SteeringVector",
     "__version__",

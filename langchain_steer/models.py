@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,14 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEMO_MODEL_ID", "cache_dir", "clear_model_cache", "load_model", "resolve_dtype"]
+__all__ = [
+    "DEMO_MODEL_ID",
+    "cache_dir",
+    "clear_model_cache",
+    "load_model",
+    "model_lock",
+    "resolve_dtype",
+]
 
 DEMO_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 """Canonical id recorded in vectors made for the demo model."""
@@ -40,6 +48,7 @@ _CacheKey = tuple[str, str, str]
 _loaded: dict[_CacheKey, tuple[Any, Any]] = {}
 _locks: dict[_CacheKey, threading.Lock] = {}
 _locks_guard = threading.Lock()
+_model_locks: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
 
 
 def cache_dir() -> Path:
@@ -228,3 +237,18 @@ def clear_model_cache() -> None:
     with _locks_guard:
         _loaded.clear()
         _locks.clear()
+
+
+def model_lock(model: Any) -> Any:
+    """The lock that serialises steered generation on ``model``, shared by every user of that object.
+
+    Steering hooks act on every forward pass of a model while they are registered, so two differently
+    steered calls must never run on one model at the same time. Callers take this lock around the whole
+    steered ``generate``; batching callers into one ``generate`` with per-row strengths is the fast way to
+    serve many of them.
+    """
+    with _locks_guard:
+        lock = _model_locks.get(model)
+        if lock is None:
+            lock = _model_locks[model] = threading.RLock()
+        return lock

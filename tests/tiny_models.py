@@ -17,7 +17,7 @@ _COMMON: dict[str, Any] = dict(
     num_hidden_layers=LAYERS,
     num_attention_heads=4,
     intermediate_size=64,
-    max_position_embeddings=128,
+    max_position_embeddings=1024,
     bos_token_id=1,
     eos_token_id=2,
     pad_token_id=0,
@@ -42,17 +42,17 @@ ARCHITECTURES: dict[str, tuple[type, dict[str, Any]]] = {
     "starcoder2": (tf.Starcoder2Config, dict(num_key_value_heads=2)),
     "gpt_neox": (tf.GPTNeoXConfig, {}),
     "falcon": (tf.FalconConfig, dict(new_decoder_architecture=False, multi_query=True)),
-    "gpt2": (tf.GPT2Config, dict(n_embd=HIDDEN, n_layer=LAYERS, n_head=4, n_positions=128)),
+    "gpt2": (tf.GPT2Config, dict(n_embd=HIDDEN, n_layer=LAYERS, n_head=4, n_positions=1024)),
     "gptj": (
         tf.GPTJConfig,
-        dict(n_embd=HIDDEN, n_layer=LAYERS, n_head=4, rotary_dim=4, n_positions=128),
+        dict(n_embd=HIDDEN, n_layer=LAYERS, n_head=4, rotary_dim=4, n_positions=1024),
     ),
     "bloom": (tf.BloomConfig, dict(n_layer=LAYERS, n_head=4)),
     "opt": (tf.OPTConfig, dict(ffn_dim=64, word_embed_proj_dim=HIDDEN)),
     "mpt": (tf.MptConfig, dict(d_model=HIDDEN, n_layers=LAYERS, n_heads=4)),
     "gpt_bigcode": (
         tf.GPTBigCodeConfig,
-        dict(n_embd=HIDDEN, n_layer=LAYERS, n_head=4, n_positions=128),
+        dict(n_embd=HIDDEN, n_layer=LAYERS, n_head=4, n_positions=1024),
     ),
 }
 

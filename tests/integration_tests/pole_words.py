@@ -10,27 +10,38 @@ REPLY_PREFIX = "Sure! I recommend"
 
 
 @torch.no_grad()
+def word_logprobs(model, tokenizer, context, words):
+    """log P(" word" | context) for each word: one pass over the context, then all words at once."""
+    context_ids = torch.tensor([tokenizer(context, add_special_tokens=False)["input_ids"]])
+    out = model(input_ids=context_ids, use_cache=True)
+    first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+    pieces = [tokenizer(" " + w, add_special_tokens=False)["input_ids"] for w in words]
+    width = max(len(p) for p in pieces)
+    ids = torch.full((len(words), width), tokenizer.pad_token_id)
+    mask = torch.zeros((len(words), context_ids.shape[1] + width), dtype=torch.long)
+    mask[:, : context_ids.shape[1]] = 1
+    for i, piece in enumerate(pieces):
+        ids[i, : len(piece)] = torch.tensor(piece)
+        mask[i, context_ids.shape[1] : context_ids.shape[1] + len(piece)] = 1
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(len(words))
+    rest = torch.log_softmax(
+        model(input_ids=ids, attention_mask=mask, cache=cache).logits.float(), -1
+    )
+    scores = []
+    for i, piece in enumerate(pieces):
+        total = first[piece[0]]
+        for j in range(1, len(piece)):
+            total = total + rest[i, j - 1, piece[j]]
+        scores.append(float(total))
+    return scores
+
+
 def mean_word_logprob(model, tokenizer, vectors, strengths, prompts, words, prefix=REPLY_PREFIX):
     """Mean over prompts and words of log P(" word" | chat prompt + reply prefix), steered."""
-    rows, spans = [], []
-    for prompt in prompts:
-        context = apply_chat_template(tokenizer, [{"role": "user", "content": prompt}]) + prefix
-        context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
-        for word in words:
-            word_ids = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
-            rows.append(context_ids + word_ids)
-            spans.append((len(context_ids), len(context_ids) + len(word_ids)))
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), tokenizer.pad_token_id)
-    mask = torch.zeros_like(ids)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row)
-        mask[i, : len(row)] = 1
+    values = []
     with steer(model, vectors, strengths):
-        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
-    logprobs = torch.log_softmax(logits, dim=-1)
-    total = 0.0
-    for i, (start, end) in enumerate(spans):
-        targets = ids[i, start:end]
-        total += float(logprobs[i, start - 1 : end - 1].gather(-1, targets[:, None]).sum())
-    return total / len(rows)
+        for prompt in prompts:
+            context = apply_chat_template(tokenizer, [{"role": "user", "content": prompt}]) + prefix
+            values.extend(word_logprobs(model, tokenizer, context, words))
+    return sum(values) / len(values)

