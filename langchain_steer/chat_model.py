@@ -49,6 +49,8 @@ __all__ = ["MAX_TOKENS_LIMIT", "SteeredChatModel"]
 
 MAX_TOKENS_LIMIT = 8192
 """Upper bound on ``max_tokens``, whatever the model's context allows."""
+CONSTRAINED_REPETITION_PENALTY = 1.1
+"""Default ``repetition_penalty`` while decoding is constrained by a grammar."""
 
 
 def _check_steering(steering: Mapping[str, Any]) -> dict[str, float]:
@@ -216,6 +218,10 @@ class SteeredChatModel(BaseChatModel):
     dtype: str | None = None
     """Weights dtype (``"float32"``, ``"bfloat16"``...); ``None``: float32 on CPU, bfloat16 on CUDA."""
 
+    repetition_penalty: float | None = None
+    """HF ``repetition_penalty``. ``None`` means 1.0 for free text and 1.1 for grammar-constrained replies
+    (tool calls, structured output), where small models otherwise loop on one token until ``max_tokens``."""
+
     positions: Positions = "all"
     """Which positions steering touches: ``"all"`` (prompt and reply) or ``"generated"`` (reply only)."""
 
@@ -239,6 +245,13 @@ class SteeredChatModel(BaseChatModel):
     def _validate_temperature(cls, value: float) -> float:
         if not math.isfinite(value) or not 0 <= value <= 5:
             raise ValueError(f"temperature must be between 0 and 5, not {value}.")
+        return value
+
+    @field_validator("repetition_penalty")
+    @classmethod
+    def _validate_repetition_penalty(cls, value: float | None) -> float | None:
+        if value is not None and (not math.isfinite(value) or not 0.5 <= value <= 2.0):
+            raise ValueError(f"repetition_penalty must be between 0.5 and 2, not {value}.")
         return value
 
     @field_validator("top_p")
@@ -436,7 +449,13 @@ class SteeredChatModel(BaseChatModel):
         else:
             # Greedy: clear sampling defaults a model's generation_config may carry (they only warn).
             generate_kwargs.update(temperature=None, top_p=None, top_k=None)
+        penalty = kwargs.get("repetition_penalty", self.repetition_penalty)
+        if penalty is None:
+            penalty = CONSTRAINED_REPETITION_PENALTY if compiled is not None else 1.0
+        if penalty != 1.0:
+            generate_kwargs["repetition_penalty"] = float(penalty)
         if compiled is not None:
+            # The grammar mask runs after the penalty, so the reply still always matches the schema.
             generate_kwargs["logits_processor"] = [logits_processor(compiled)]
         # Buffer the text when it may be a tool call: a call's JSON is not shown as content.
         buffer_all = bool(tools) and choice != "none"
@@ -462,8 +481,9 @@ class SteeredChatModel(BaseChatModel):
         text = "".join(text_parts)
         calls = parse_tool_calls(text, tools) if buffer_all else None
         finish = "tool_calls" if calls else ("length" if output_tokens >= max_tokens else "stop")
+        content = text if (buffer_all and not calls) else ""
         final = AIMessageChunk(
-            content="",
+            content=content,
             usage_metadata={
                 "input_tokens": prompt_tokens,
                 "output_tokens": output_tokens,
@@ -475,17 +495,14 @@ class SteeredChatModel(BaseChatModel):
                 "steering": strengths,
                 "finish_reason": finish,
             },
+            tool_call_chunks=[
+                tool_call_chunk(name=c["name"], args=json.dumps(c["args"]), id=c["id"], index=i)
+                for i, c in enumerate(calls or [])
+            ],
             chunk_position="last",
         )
-        if calls:
-            final.tool_call_chunks = [
-                tool_call_chunk(name=c["name"], args=json.dumps(c["args"]), id=c["id"], index=i)
-                for i, c in enumerate(calls)
-            ]
-        elif buffer_all and text:
-            final.content = text
-            if run_manager:
-                run_manager.on_llm_new_token(text)
+        if content and run_manager:
+            run_manager.on_llm_new_token(content)
         yield ChatGenerationChunk(message=final)
 
     # -- tools and structured output ------------------------------------------------------------
@@ -523,8 +540,8 @@ class SteeredChatModel(BaseChatModel):
             include_raw: return ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}`` instead of
                 raising on a parsing error.
             method: ``"json_schema"`` (the reply is the JSON), ``"function_calling"`` (a forced call to a
-                tool shaped like the schema), or ``"json_mode"`` (any JSON object; ``schema`` is only used
-                to parse).
+                tool shaped like the schema), or ``"json_mode"`` (a JSON reply, also constrained to
+                ``schema`` since it is known).
             **kwargs: bound on the model for every call (e.g. ``steering=``).
         """
         kwargs.pop("strict", None)  # decoding is always strict here
@@ -545,9 +562,8 @@ class SteeredChatModel(BaseChatModel):
                 else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
             )
         elif method in ("json_schema", "json_mode"):
-            json_schema = (
-                {"type": "object"} if method == "json_mode" else convert_to_json_schema(schema)
-            )
+            # json_mode still knows the schema it will parse into, so it constrains to it as well.
+            json_schema = convert_to_json_schema(schema) if schema else {"type": "object"}
             llm = self.bind(
                 response_format=json_schema,
                 ls_structured_output_format={"kwargs": {"method": method}, "schema": json_schema},

