@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from langchain_steer.calibrate import calibrate_range
 from langchain_steer.dimensions import DIMENSIONS, builtin_vectors, load_dimension
-from langchain_steer.extract import Example, calibrate_range, extract_vector
+from langchain_steer.extract import Example, extract_vector
 from langchain_steer.generate import generate_batch
 from langchain_steer.hooks import MAX_STRENGTH
 from langchain_steer.models import load_model

@@ -10,8 +10,8 @@ The recipe (Bo et al. 2025, after Rimsky et al.'s CAA):
 4. On those layers take a direction: ``mean_diff`` (difference of the pole means, CAA), ``pca`` (first
    principal component of the pooled activations) or ``probe`` (the logistic-regression normal, the
    paper's method). Each is oriented towards the positive pole and scaled to unit norm.
-5. :func:`calibrate_range` sets the vector's ``functional_range``: the largest norm whose steering
-   keeps held-out perplexity within ``max_ratio`` (1.5) of the unsteered model.
+5. :func:`langchain_steer.calibrate.calibrate_range` sets the vector's ``functional_range``: the largest
+   norm whose steering keeps held-out perplexity within ``max_ratio`` (1.5) of the unsteered model.
 
 Everything is deterministic (eval mode, no sampling, fixed folds) and batched, with progress bars.
 """
@@ -30,7 +30,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from langchain_steer.hooks import steer
 from langchain_steer.layers import find_layers, hidden_size, resolve_layer_indices
 from langchain_steer.vectors import SteeringVector
 
@@ -39,13 +38,11 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "Example",
     "Method",
-    "calibrate_range",
     "collect_activations",
     "examples_hash",
     "extract_vector",
     "probe_accuracies",
     "render_example",
-    "response_nll",
     "split_pairs",
 ]
 
@@ -96,11 +93,11 @@ def render_example(tokenizer: Any, example: Example) -> tuple[list[int], int]:
     return list(full_ids), start
 
 
-def _batches(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+def chunked(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _pad(
+def pad_right(
     tokenizer: Any, rows: Sequence[list[int]], device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(r) for r in rows)
@@ -113,7 +110,7 @@ def _pad(
     return ids.to(device), mask.to(device)
 
 
-def _device_of(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
@@ -137,11 +134,11 @@ def collect_activations(
         raise ValueError("batch_size must be >= 1")
     blocks = find_layers(model, layer_path)
     rendered = [render_example(tokenizer, e) for e in examples]
-    device = _device_of(model)
+    device = model_device(model)
     out = torch.zeros(len(blocks), len(examples), hidden_size(model), dtype=torch.float32)
     index = 0
-    for batch in tqdm(_batches(rendered, batch_size), desc=desc, disable=not progress, leave=False):
-        ids, mask = _pad(tokenizer, [r[0] for r in batch], device)
+    for batch in tqdm(chunked(rendered, batch_size), desc=desc, disable=not progress, leave=False):
+        ids, mask = pad_right(tokenizer, [r[0] for r in batch], device)
         reply = torch.zeros_like(mask, dtype=torch.float32)
         for i, (row, start) in enumerate(batch):
             reply[i, start : len(row)] = 1.0
@@ -354,91 +351,6 @@ def _separation(neg: torch.Tensor, pos: torch.Tensor) -> list[float]:
         + (neg - neg.mean(1, keepdim=True)).norm(dim=-1).mean(1)
     )
     return (gap / spread.clamp_min(1e-12)).tolist()
-
-
-@torch.no_grad()
-def response_nll(
-    model: nn.Module,
-    tokenizer: Any,
-    examples: Sequence[Example],
-    *,
-    batch_size: int = 8,
-) -> float:
-    """Mean negative log-likelihood per reply token of ``examples`` under ``model`` as it is now.
-
-    Call it inside :func:`~langchain_steer.hooks.steer` to score steered perplexity.
-    """
-    device = _device_of(model)
-    total, count = 0.0, 0
-    for batch in _batches([render_example(tokenizer, e) for e in examples], batch_size):
-        ids, mask = _pad(tokenizer, [r[0] for r in batch], device)
-        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-        target = ids[:, 1:]
-        token_lp = logprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-        for i, (row, start) in enumerate(batch):
-            # Logit at position t predicts token t+1: reply tokens start..len-1 use logits start-1...
-            span = token_lp[i, start - 1 : len(row) - 1]
-            total -= float(span.sum())
-            count += span.numel()
-    return total / max(count, 1)
-
-
-def calibrate_range(
-    model: nn.Module,
-    tokenizer: Any,
-    vector: SteeringVector,
-    examples: Sequence[Example],
-    *,
-    max_ratio: float = 1.5,
-    start: float = 1.0,
-    limit: float = 256.0,
-    refine_steps: int = 5,
-    batch_size: int = 8,
-    progress: bool = True,
-    layer_path: str | None = None,
-) -> tuple[float, dict[str, Any]]:
-    """Find the largest steering norm that keeps perplexity within ``max_ratio`` of unsteered.
-
-    The norm ``alpha`` is doubled from ``start`` until steering at ``+alpha`` or ``-alpha`` (on every
-    position) raises the perplexity of ``examples``' replies above ``max_ratio`` times the unsteered
-    perplexity, then bisected ``refine_steps`` times. Use held-out examples of both poles.
-
-    Returns:
-        ``(alpha, details)`` where details holds the sweep (alpha → worst ppl ratio). Store alpha as
-        the vector's ``functional_range``: ``dataclasses.replace(vector, functional_range=alpha)``.
-    """
-    base = response_nll(model, tokenizer, examples, batch_size=batch_size)
-    sweep: dict[str, float] = {}
-    unit = dataclasses.replace(vector, functional_range=1.0)
-    bar = tqdm(desc=f"calibrate {vector.name or 'vector'}", disable=not progress, leave=False)
-
-    def ratio(alpha: float) -> float:
-        worst = 0.0
-        for sign in (1.0, -1.0):
-            scaled = dataclasses.replace(unit, functional_range=alpha)
-            with steer(model, {"v": scaled}, {"v": sign}, layer_path=layer_path):
-                nll = response_nll(model, tokenizer, examples, batch_size=batch_size)
-            worst = max(worst, math.exp(nll - base))
-        sweep[f"{alpha:.4g}"] = round(worst, 4)
-        bar.update(1)
-        return worst
-
-    try:
-        good, bad = 0.0, start
-        while bad <= limit and ratio(bad) <= max_ratio:
-            good, bad = bad, bad * 2
-        if bad > limit:
-            return good, {"sweep": sweep, "max_ratio": max_ratio, "base_nll": base}
-        for _ in range(refine_steps):
-            middle = 0.5 * (good + bad)
-            if ratio(middle) <= max_ratio:
-                good = middle
-            else:
-                bad = middle
-    finally:
-        bar.close()
-    return round(good, 3), {"sweep": sweep, "max_ratio": max_ratio, "base_nll": round(base, 4)}
 
 
 def split_pairs(

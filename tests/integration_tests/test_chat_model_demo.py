@@ -4,11 +4,10 @@ import asyncio
 import threading
 
 import pytest
+from pole_words import REPLY_PREFIX, word_logprobs
 from pydantic import BaseModel, Field
 
 from langchain_steer import SteeredChatModel, load_dimension
-
-from pole_words import REPLY_PREFIX, word_logprobs
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +16,8 @@ def llm():
 
 
 STEERINGS = [
-    {"cost": (i % 5 - 2) / 2, "age": (i % 3 - 1) / 2, "time": ((i * 7) % 5 - 2) / 4} for i in range(16)
+    {"cost": (i % 5 - 2) / 2, "age": (i % 3 - 1) / 2, "time": ((i * 7) % 5 - 2) / 4}
+    for i in range(16)
 ]
 
 
@@ -50,16 +50,21 @@ def test_cost_moves_a_restaurant_answer_towards_its_pole():
     llm = SteeredChatModel(model="demo", max_tokens=40)
     model, tokenizer = llm._load()[:2]
     dim = load_dimension("cost")
-    prompts = [p["prompt"] for p in dim.pairs if p["task"] == "restaurant" and p["split"] == "test"][:3]
+    prompts = [
+        p["prompt"] for p in dim.pairs if p["task"] == "restaurant" and p["split"] == "test"
+    ][:3]
     margin = {}
     for strength in (-1.0, 1.0):
         total = 0.0
         for prompt in prompts:
             reply = llm.invoke(prompt, steering={"cost": strength}).content
-            context = tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}],
-                tokenize=False,
-            ) + "<|im_start|>user\nDescribe that place in one word.<|im_end|>\n<|im_start|>assistant\n"
+            context = (
+                tokenizer.apply_chat_template(
+                    [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}],
+                    tokenize=False,
+                )
+                + "<|im_start|>user\nDescribe that place in one word.<|im_end|>\n<|im_start|>assistant\n"
+            )
             context += REPLY_PREFIX.split("!")[0] + "! It is"
             luxury = word_logprobs(model, tokenizer, context, dim.pole_words["positive"])
             budget = word_logprobs(model, tokenizer, context, dim.pole_words["negative"])
@@ -81,13 +86,26 @@ class Recommendation(BaseModel):
 
 
 PROMPTS = [
-    "Recommend a restaurant in Paris.", "Where should I eat in Tokyo?", "A good dinner spot in Rome?",
-    "Suggest a cheap place for lunch in Berlin.", "Fancy restaurant in New York for an anniversary?",
-    "Family-friendly place to eat in London?", "Best brunch in Sydney?", "Vegetarian food in Mumbai?",
-    "Late-night food in Madrid?", "Seafood restaurant in Lisbon?", "Where to get tacos in Mexico City?",
-    "A quiet cafe in Vienna?", "Street food in Bangkok?", "Steakhouse in Chicago?",
-    "Somewhere romantic in Venice?", "Ramen in Osaka?", "Pizza in Naples?", "Dim sum in Hong Kong?",
-    "Breakfast place in Toronto?", "Dinner with kids in Amsterdam?",
+    "Recommend a restaurant in Paris.",
+    "Where should I eat in Tokyo?",
+    "A good dinner spot in Rome?",
+    "Suggest a cheap place for lunch in Berlin.",
+    "Fancy restaurant in New York for an anniversary?",
+    "Family-friendly place to eat in London?",
+    "Best brunch in Sydney?",
+    "Vegetarian food in Mumbai?",
+    "Late-night food in Madrid?",
+    "Seafood restaurant in Lisbon?",
+    "Where to get tacos in Mexico City?",
+    "A quiet cafe in Vienna?",
+    "Street food in Bangkok?",
+    "Steakhouse in Chicago?",
+    "Somewhere romantic in Venice?",
+    "Ramen in Osaka?",
+    "Pizza in Naples?",
+    "Dim sum in Hong Kong?",
+    "Breakfast place in Toronto?",
+    "Dinner with kids in Amsterdam?",
 ]
 
 
@@ -96,7 +114,13 @@ def test_nested_structured_output_parses_on_twenty_prompts():
     # Tokyo prompt's reply takes about 250 tokens.
     llm = SteeredChatModel(model="demo", max_tokens=320)
     structured = llm.with_structured_output(Recommendation, include_raw=True)
-    results = [structured.invoke(p, steering={"cost": (i % 3 - 1) * 0.5}) for i, p in enumerate(PROMPTS)]
-    errors = [(p, r["raw"].content, r["parsing_error"]) for p, r in zip(PROMPTS, results) if r["parsing_error"]]
+    results = [
+        structured.invoke(p, steering={"cost": (i % 3 - 1) * 0.5}) for i, p in enumerate(PROMPTS)
+    ]
+    errors = [
+        (p, r["raw"].content, r["parsing_error"])
+        for p, r in zip(PROMPTS, results, strict=True)
+        if r["parsing_error"]
+    ]
     assert not errors
     assert all(isinstance(r["parsed"], Recommendation) for r in results)

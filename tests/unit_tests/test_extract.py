@@ -3,13 +3,12 @@ import torch
 from helpers import hook_count
 
 from langchain_steer import Example, SteeringVector, extract_vector, steer
+from langchain_steer.calibrate import calibrate_range, response_nll
 from langchain_steer.extract import (
-    calibrate_range,
     collect_activations,
     examples_hash,
     probe_accuracies,
     render_example,
-    response_nll,
 )
 
 PROMPTS = [f"plan {i}" for i in range(12)]
