@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
@@ -73,6 +72,26 @@ def _check_max_tokens(value: Any) -> int:
             f"max_tokens must be an integer from 1 to {MAX_TOKENS_LIMIT}, not {value!r}."
         )
     return value
+
+
+def _check_temperature(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 5:
+        raise ValueError(f"temperature must be a number between 0 and 5, not {value!r}.")
+    return float(value)
+
+
+def _check_top_p(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"top_p must be a number in (0, 1], not {value!r}.")
+    return float(value)
+
+
+def _check_repetition_penalty(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.5 <= value <= 2:
+        raise ValueError(f"repetition_penalty must be a number between 0.5 and 2, not {value!r}.")
+    return float(value)
 
 
 class SteeredChatModel(BaseChatModel):
@@ -243,23 +262,17 @@ class SteeredChatModel(BaseChatModel):
     @field_validator("temperature")
     @classmethod
     def _validate_temperature(cls, value: float) -> float:
-        if not math.isfinite(value) or not 0 <= value <= 5:
-            raise ValueError(f"temperature must be between 0 and 5, not {value}.")
-        return value
+        return _check_temperature(value)
 
     @field_validator("repetition_penalty")
     @classmethod
     def _validate_repetition_penalty(cls, value: float | None) -> float | None:
-        if value is not None and (not math.isfinite(value) or not 0.5 <= value <= 2.0):
-            raise ValueError(f"repetition_penalty must be between 0.5 and 2, not {value}.")
-        return value
+        return _check_repetition_penalty(value)
 
     @field_validator("top_p")
     @classmethod
     def _validate_top_p(cls, value: float) -> float:
-        if not math.isfinite(value) or not 0 < value <= 1:
-            raise ValueError(f"top_p must be in (0, 1], not {value}.")
-        return value
+        return _check_top_p(value)
 
     # -- LangChain plumbing -----------------------------------------------------------------------
     @property
@@ -408,8 +421,8 @@ class SteeredChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         max_tokens = _check_max_tokens(kwargs.get("max_tokens", self.max_tokens))
-        temperature = float(kwargs.get("temperature", self.temperature))
-        top_p = float(kwargs.get("top_p", self.top_p))
+        temperature = _check_temperature(kwargs.get("temperature", self.temperature))
+        top_p = _check_top_p(kwargs.get("top_p", self.top_p))
         seed = kwargs.get("seed", self.seed)
         stops = [s for s in (stop or kwargs.get("stop") or self.stop or []) if s]
         tools: list[dict[str, Any]] = kwargs.get("tools") or []
@@ -449,7 +462,9 @@ class SteeredChatModel(BaseChatModel):
         else:
             # Greedy: clear sampling defaults a model's generation_config may carry (they only warn).
             generate_kwargs.update(temperature=None, top_p=None, top_k=None)
-        penalty = kwargs.get("repetition_penalty", self.repetition_penalty)
+        penalty = _check_repetition_penalty(
+            kwargs.get("repetition_penalty", self.repetition_penalty)
+        )
         if penalty is None:
             penalty = CONSTRAINED_REPETITION_PENALTY if compiled is not None else 1.0
         if penalty != 1.0:

@@ -111,6 +111,8 @@ def test_callbacks_receive_tokens(llm):
         (dict(steering={"cost": float("nan")}), "finite"),
         (dict(steering={"cost": 5}), "allowed range"),
         (dict(max_tokens=10**6), "max_tokens"),
+        (dict(temperature=float("nan")), "temperature"),
+        (dict(top_p=0), "top_p"),
     ],
 )
 def test_bad_input_is_a_clear_error_and_the_model_survives(llm, call, match):
@@ -249,3 +251,22 @@ def test_closing_a_stream_early_removes_hooks(llm):
 def test_ls_params(llm):
     params = llm._get_ls_params(model="other")
     assert params["ls_provider"] == "langchain-steer" and params["ls_model_name"] == "other"
+
+
+def test_configurable_steering(llm):
+    from langchain_core.runnables import ConfigurableField
+
+    configurable = llm.configurable_fields(steering=ConfigurableField(id="steering"))
+    message = configurable.invoke("hello", config={"configurable": {"steering": {"age": -0.5}}})
+    assert message.response_metadata["steering"] == {"age": -0.5}
+    assert message.content == llm.invoke("hello", steering={"age": -0.5}).content
+
+
+def test_tool_choice_none_and_auto_return_text(llm):
+    def ping() -> str:
+        """Ping."""
+        return "pong"
+
+    for choice in ("none", "auto"):
+        message = llm.bind_tools([ping], tool_choice=choice).invoke("hello")
+        assert not message.tool_calls and message.content
