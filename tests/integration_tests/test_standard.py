@@ -5,34 +5,13 @@ Every xfail below is a limit of the 135M model's capacity, not of our code; docs
 
 import pytest
 from langchain_tests.integration_tests import ChatModelIntegrationTests
+from standard_flags import SteeredChatModelFlags
 
-from langchain_steer import SteeredChatModel
 
-
-class TestSteeredChatModelIntegration(ChatModelIntegrationTests):
-    @property
-    def chat_model_class(self) -> type[SteeredChatModel]:
-        return SteeredChatModel
-
+class TestSteeredChatModelIntegration(SteeredChatModelFlags, ChatModelIntegrationTests):
     @property
     def chat_model_params(self) -> dict:
         return {"model": "demo", "max_tokens": 160}
-
-    @property
-    def has_tool_calling(self) -> bool:
-        return True
-
-    @property
-    def has_tool_choice(self) -> bool:
-        return True
-
-    @property
-    def has_structured_output(self) -> bool:
-        return True
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return True
 
     @pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], indirect=True)
     @pytest.mark.xfail(

@@ -1,11 +1,5 @@
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tiny_models import ARCHITECTURES, tiny_model, tiny_tokenizer  # noqa: E402
+from tiny_models import ARCHITECTURES, tiny_model, tiny_tokenizer
 
 
 @pytest.fixture(scope="session")
