@@ -35,6 +35,7 @@ from langchain_steer.messages import render_prompt
 from langchain_steer.models import load_model, model_lock
 from langchain_steer.streaming import stream_generate
 from langchain_steer.tools import (
+    ReplyRepetitionPenalty,
     compile_json_schema,
     compile_tool_calls,
     logits_processor,
@@ -49,7 +50,7 @@ __all__ = ["MAX_TOKENS_LIMIT", "SteeredChatModel"]
 MAX_TOKENS_LIMIT = 8192
 """Upper bound on ``max_tokens``, whatever the model's context allows."""
 CONSTRAINED_REPETITION_PENALTY = 1.1
-"""Default ``repetition_penalty`` while decoding is constrained by a grammar."""
+"""Penalty on tokens repeated within a grammar-constrained reply (prompt tokens are not penalised)."""
 
 
 def _check_steering(steering: Mapping[str, Any]) -> dict[str, float]:
@@ -238,8 +239,9 @@ class SteeredChatModel(BaseChatModel):
     """Weights dtype (``"float32"``, ``"bfloat16"``...); ``None``: float32 on CPU, bfloat16 on CUDA."""
 
     repetition_penalty: float | None = None
-    """HF ``repetition_penalty``. ``None`` means 1.0 for free text and 1.1 for grammar-constrained replies
-    (tool calls, structured output), where small models otherwise loop on one token until ``max_tokens``."""
+    """HF ``repetition_penalty`` (it counts prompt tokens too). ``None`` means none for free text and, for
+    grammar-constrained replies (tool calls, structured output), a 1.1 penalty on tokens repeated within
+    the reply only, where small models otherwise loop on one token until ``max_tokens``."""
 
     positions: Positions = "all"
     """Which positions steering touches: ``"all"`` (prompt and reply) or ``"generated"`` (reply only)."""
@@ -465,13 +467,17 @@ class SteeredChatModel(BaseChatModel):
         penalty = _check_repetition_penalty(
             kwargs.get("repetition_penalty", self.repetition_penalty)
         )
-        if penalty is None:
-            penalty = CONSTRAINED_REPETITION_PENALTY if compiled is not None else 1.0
-        if penalty != 1.0:
-            generate_kwargs["repetition_penalty"] = float(penalty)
+        processors: list[Any] = []
+        if penalty is not None and penalty != 1.0:
+            generate_kwargs["repetition_penalty"] = penalty
+        elif penalty is None and compiled is not None:
+            # Penalise loops within the reply only: values copied from the prompt must stay likely.
+            processors.append(ReplyRepetitionPenalty(prompt_tokens, CONSTRAINED_REPETITION_PENALTY))
         if compiled is not None:
-            # The grammar mask runs after the penalty, so the reply still always matches the schema.
-            generate_kwargs["logits_processor"] = [logits_processor(compiled)]
+            # The grammar mask runs last, so the reply still always matches the schema.
+            processors.append(logits_processor(compiled))
+        if processors:
+            generate_kwargs["logits_processor"] = processors
         # Buffer the text when it may be a tool call: a call's JSON is not shown as content.
         buffer_all = bool(tools) and choice != "none"
 

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from langchain_core.messages import ToolCall
 
 __all__ = [
+    "ReplyRepetitionPenalty",
     "ToolChoice",
     "bound_schema",
     "compile_json_schema",
@@ -147,6 +148,29 @@ def compile_tool_calls(tokenizer: Any, vocab_size: int, tools: Sequence[dict[str
             raise ValueError(f"Tool {tool['function']['name']!r}: {error}") from error
     grammar = grammars[0] if len(grammars) == 1 else xgr.Grammar.union(*grammars)
     return _compile(tokenizer, vocab_size, grammar)
+
+
+class ReplyRepetitionPenalty:
+    """HF-style repetition penalty that only counts tokens of the reply, never of the prompt.
+
+    HF's own ``repetition_penalty`` also penalises every prompt token. A tool call or a structured reply
+    usually copies values from the prompt ("magic_function(3)" → ``{"input": 3}``), so that penalty pushes
+    the model away from the right answer. This one only discourages the loops a small model falls into
+    within its own reply.
+    """
+
+    def __init__(self, prompt_length: int, penalty: float) -> None:
+        self.prompt_length = prompt_length
+        self.penalty = penalty
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        """Divide positive (multiply negative) scores of tokens already in the reply by the penalty."""
+        reply = input_ids[:, self.prompt_length :]
+        if reply.shape[1] == 0 or self.penalty == 1.0:
+            return scores
+        seen = scores.gather(1, reply)
+        seen = seen.where(seen < 0, seen / self.penalty).where(seen >= 0, seen * self.penalty)
+        return scores.scatter(1, reply, seen)
 
 
 def logits_processor(compiled: Any) -> Any:
