@@ -270,3 +270,15 @@ def test_tool_choice_none_and_auto_return_text(llm):
     for choice in ("none", "auto"):
         message = llm.bind_tools([ping], tool_choice=choice).invoke("hello")
         assert not message.tool_calls and message.content
+
+
+def test_reply_repetition_penalty_spares_the_prompt():
+    import torch
+
+    from langchain_steer.tools import ReplyRepetitionPenalty
+
+    ids = torch.tensor([[5, 6, 7, 8]])  # prompt 5, 6; reply 7, 8
+    scores = torch.tensor([[1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, -2.0, 1.0]])
+    out = ReplyRepetitionPenalty(prompt_length=2, penalty=2.0)(ids, scores.clone())
+    assert out[0, 5] == 2.0 and out[0, 6] == 2.0  # prompt tokens untouched
+    assert out[0, 7] == 1.0 and out[0, 8] == -4.0  # reply tokens pushed down either way
