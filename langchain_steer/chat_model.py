@@ -43,7 +43,7 @@ from langchain_steer.tools import (
     parse_tool_calls,
     tool_prompt,
 )
-from langchain_steer.vectors import SteeringVector
+from langchain_steer.vectors import SteeringVector, load_vectors
 
 __all__ = ["MAX_TOKENS_LIMIT", "SteeredChatModel"]
 
@@ -320,10 +320,7 @@ class SteeredChatModel(BaseChatModel):
         if isinstance(self.vectors, Mapping):
             return dict(self.vectors)
         if isinstance(self.vectors, (str, Path)):
-            folder = Path(self.vectors)
-            files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else [folder]
-            loaded = [SteeringVector.load(f) for f in files]
-            return {v.name or f.stem: v for v, f in zip(loaded, files, strict=True)}
+            return load_vectors(self.vectors)
         try:
             return builtin_vectors(self.model)
         except ValueError:

@@ -24,7 +24,7 @@ from langchain_steer.extract import Example, extract_vector
 from langchain_steer.generate import generate_batch
 from langchain_steer.hooks import MAX_STRENGTH
 from langchain_steer.models import load_model
-from langchain_steer.vectors import SteeringVector
+from langchain_steer.vectors import SteeringVector, load_vectors
 
 # None keeps the model's own default system prompt, which the shipped vectors were calibrated with.
 DEFAULT_SYSTEM: str | None = None
@@ -46,12 +46,10 @@ def _parse_steer(items: Sequence[str]) -> dict[str, float]:
 def _load_vectors(spec: str | None, model: str) -> dict[str, SteeringVector]:
     if spec is None:
         return builtin_vectors(model)
-    path = Path(spec)
-    files = sorted(path.glob("*.safetensors")) if path.is_dir() else [path]
-    if not files:
-        raise SystemExit(f"No .safetensors vectors in {path}")
-    vectors = [SteeringVector.load(f) for f in files]
-    return {v.name or f.stem: v for v, f in zip(vectors, files, strict=True)}
+    try:
+        return load_vectors(spec)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def _messages(prompt: str, system: str | None) -> list[dict[str, str]]:

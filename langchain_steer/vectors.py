@@ -23,7 +23,7 @@ from torch import nn
 
 from langchain_steer.layers import find_layers, hidden_size
 
-__all__ = ["SteeringVector"]
+__all__ = ["SteeringVector", "load_vectors"]
 
 _FORMAT_VERSION = 1
 _METADATA_KEY = "langchain_steer"
@@ -271,3 +271,21 @@ class SteeringVector:
         ):
             raise ValueError(f"{source}: metadata does not match the stored tensors.")
         return vector.to(device) if device is not None else vector
+
+
+def load_vectors(path: str | Path) -> dict[str, SteeringVector]:
+    """Load one ``.safetensors`` vector file, or every one in a folder, keyed by each vector's name.
+
+    A vector saved without a name is keyed by its file name (without the suffix).
+
+    Raises:
+        FileNotFoundError: the path does not exist, or the folder holds no ``.safetensors`` file.
+        ValueError: a file is not a langchain-steer vector.
+    """
+    source = Path(path)
+    files = sorted(source.glob("*.safetensors")) if source.is_dir() else [source]
+    if not files:
+        raise FileNotFoundError(f"No .safetensors vectors in {source}")
+    return {
+        vector.name or file.stem: vector for file in files for vector in [SteeringVector.load(file)]
+    }
