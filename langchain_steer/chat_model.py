@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal
@@ -23,17 +25,21 @@ from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableMap, RunnablePassthrough
+from langchain_core.runnables.config import get_config_list, get_executor_for_config
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from transformers import RepetitionPenaltyLogitsProcessor
 
+from langchain_steer.batching import GenerationRequest, Ticket
 from langchain_steer.dimensions import builtin_vectors
-from langchain_steer.hooks import Positions, check_strength, steer
+from langchain_steer.hooks import Positions, check_strength, layer_offsets
 from langchain_steer.messages import render_prompt
-from langchain_steer.models import load_model, model_lock
-from langchain_steer.streaming import stream_generate
+from langchain_steer.models import load_model
+from langchain_steer.scheduler import MicroBatcher, QueueFull, batcher_for, check_batching
+from langchain_steer.streaming import TextAssembler
 from langchain_steer.tools import (
     ReplyRepetitionPenalty,
     compile_json_schema,
@@ -93,6 +99,38 @@ def _check_repetition_penalty(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.5 <= value <= 2:
         raise ValueError(f"repetition_penalty must be a number between 0.5 and 2, not {value!r}.")
     return float(value)
+
+
+@dataclass
+class _Call:
+    """One prepared call: its generation request plus what turns the tokens into a message."""
+
+    model: Any
+    tokenizer: Any
+    request: GenerationRequest
+    stops: list[str]
+    tools: list[dict[str, Any]]
+    buffer_all: bool
+    strengths: dict[str, float]
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = configured if isinstance(configured, (list, tuple)) else [configured]
+    return frozenset(int(i) for i in [*ids, tokenizer.eos_token_id] if i is not None)
+
+
+def _per_input_kwargs(kwargs: Mapping[str, Any], count: int) -> list[dict[str, Any]]:
+    """Split ``steering=[...]`` (one mapping per input) into per-input keyword arguments."""
+    steering = kwargs.get("steering")
+    if not isinstance(steering, (list, tuple)):
+        return [dict(kwargs)] * count
+    if len(steering) != count:
+        raise ValueError(
+            f"steering has {len(steering)} entries for {count} inputs; give one mapping per input, "
+            "or a single mapping for all."
+        )
+    return [{**kwargs, "steering": entry} for entry in steering]
 
 
 class SteeredChatModel(BaseChatModel):
@@ -246,6 +284,18 @@ class SteeredChatModel(BaseChatModel):
     positions: Positions = "all"
     """Which positions steering touches: ``"all"`` (prompt and reply) or ``"generated"`` (reply only)."""
 
+    max_batch_size: int = 8
+    """The most replies decoded together in one batch (1 to 256); 1 turns batching off."""
+
+    batch_window_ms: float = 5.0
+    """How long an idle model waits for concurrent calls to start a batch together (0 to 1000 ms)."""
+
+    max_queue: int = 256
+    """The most calls waiting for a place in the running batch (1 to 100000)."""
+
+    queue_full: QueueFull = "wait"
+    """When ``max_queue`` calls are waiting: ``"wait"`` for room, or ``"error"`` (``QueueFullError``)."""
+
     model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
 
     _vectors_cache: dict[str, SteeringVector] | None = PrivateAttr(default=None)
@@ -270,6 +320,14 @@ class SteeredChatModel(BaseChatModel):
     @classmethod
     def _validate_repetition_penalty(cls, value: float | None) -> float | None:
         return _check_repetition_penalty(value)
+
+    @model_validator(mode="after")
+    def _validate_batching(self) -> SteeredChatModel:
+        window = self.batch_window_ms
+        if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0 <= window <= 1000:
+            raise ValueError(f"batch_window_ms must be 0 to 1000, not {window!r}.")
+        check_batching(self.max_batch_size, window / 1000, self.max_queue, self.queue_full)
+        return self
 
     @field_validator("top_p")
     @classmethod
@@ -337,6 +395,15 @@ class SteeredChatModel(BaseChatModel):
         return strengths
 
     # -- generation ---------------------------------------------------------------------------------
+    def _batcher(self, model: Any) -> MicroBatcher:
+        return batcher_for(
+            model,
+            max_batch_size=self.max_batch_size,
+            window=self.batch_window_ms / 1000,
+            max_queue=self.max_queue,
+            queue_full=self.queue_full,
+        )
+
     def _stream(
         self,
         messages: list[BaseMessage],
@@ -344,7 +411,24 @@ class SteeredChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        yield from self._steered_stream(messages, stop, run_manager, threading.Event(), **kwargs)
+        call = self._prepare(messages, stop, **kwargs)
+        ticket = self._batcher(call.model).submit(call.request)
+        assembler = TextAssembler(call.tokenizer, call.stops)
+        try:
+            for ids in ticket:
+                chunk = self._chunk_for(call, assembler, ticket, ids)
+                if chunk is not None:
+                    if run_manager:
+                        run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
+            for chunk in self._closing_chunks(call, assembler, ticket):
+                if run_manager and chunk.text:
+                    run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
+        finally:
+            # Closed early, failed or done: the row leaves the batch before we return.
+            ticket.cancel()
+            ticket.wait()
 
     def _generate(
         self,
@@ -362,45 +446,28 @@ class SteeredChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        # The whole sync stream runs on one worker thread: it holds the model lock and the steering hooks
-        # across yields, and a lock must be released by the thread that took it.
         loop = asyncio.get_running_loop()
-        chunks: asyncio.Queue[tuple[Any, BaseException | None]] = asyncio.Queue()
-        cancel = threading.Event()
-        done = object()
-
-        def send(item: Any, error: BaseException | None = None) -> None:
-            try:
-                loop.call_soon_threadsafe(chunks.put_nowait, (item, error))
-            except RuntimeError:  # the event loop is gone; nobody is listening
-                cancel.set()
-
-        def produce() -> None:
-            try:
-                for chunk in self._steered_stream(messages, stop, None, cancel, **kwargs):
-                    send(chunk)
-                    if cancel.is_set():
-                        return
-                send(done)
-            except BaseException as error:  # noqa: BLE001 - re-raised in the consumer
-                send(None, error)
-
-        worker = loop.run_in_executor(None, produce)
+        # Loading (first call) and tokenising may take a while: keep them off the event loop.
+        call = await loop.run_in_executor(
+            None, functools.partial(self._prepare, messages, stop, **kwargs)
+        )
+        ticket = await self._batcher(call.model).asubmit(call.request)
+        assembler = TextAssembler(call.tokenizer, call.stops)
         try:
-            while True:
-                item, error = await chunks.get()
-                if error is not None:
-                    raise error
-                if item is done:
-                    break
-                if run_manager and item.text:
-                    await run_manager.on_llm_new_token(item.text, chunk=item)
-                yield item
+            async for ids in ticket:
+                chunk = self._chunk_for(call, assembler, ticket, ids)
+                if chunk is not None:
+                    if run_manager:
+                        await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                    yield chunk
+            for chunk in self._closing_chunks(call, assembler, ticket):
+                if run_manager and chunk.text:
+                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
         finally:
-            # Cancelled or closed early: stop generating and wait until the worker has joined its
-            # generate thread and removed its hooks.
-            cancel.set()
-            await asyncio.shield(worker)
+            # Cancelled, closed early or done: this row leaves the batch; the other rows go on.
+            ticket.cancel()
+            await asyncio.shield(ticket.wait_async())
 
     async def _agenerate(
         self,
@@ -411,32 +478,99 @@ class SteeredChatModel(BaseChatModel):
     ) -> ChatResult:
         return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
 
-    def _steered_stream(
+    # -- batches --------------------------------------------------------------------------------------
+    def batch(
         self,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        run_manager: CallbackManagerForLLMRun | None,
-        cancel: threading.Event,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any | None,
+    ) -> list[AIMessage]:
+        """Answer every input in one batched generation, each with its own steering.
+
+        ``steering`` may be one mapping for every input, or a list with one mapping per input::
+
+            llm.batch(["Plan a dinner.", "Plan a dinner."], steering=[{"cost": -1}, {"cost": 1}])
+
+        All inputs are submitted together (up to ``max_batch_size`` decode side by side; the rest join as
+        rows finish). ``config["max_concurrency"]`` limits how many run at once. Results come back in input
+        order; with ``return_exceptions=True`` a failed input gives its exception instead of raising.
+        """
+        if not inputs:
+            return []
+        configs = get_config_list(config, len(inputs))
+        per_input = _per_input_kwargs(kwargs, len(inputs))
+        width = min(len(inputs), configs[0].get("max_concurrency") or len(inputs))
+        model = self._load()[0]  # load first, so that loading is not counted against the hold
+
+        def run(index: int) -> Any:
+            try:
+                return self.invoke(inputs[index], configs[index], **per_input[index])
+            except Exception as error:
+                if return_exceptions:
+                    return error
+                raise
+
+        with self._batcher(model).hold(min(width, self.max_batch_size)):
+            with get_executor_for_config({**configs[0], "max_concurrency": width}) as executor:
+                return list(executor.map(run, range(len(inputs))))
+
+    async def abatch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any | None,
+    ) -> list[AIMessage]:
+        """Async :meth:`batch`: one batched generation, ``steering`` per input or shared."""
+        if not inputs:
+            return []
+        configs = get_config_list(config, len(inputs))
+        per_input = _per_input_kwargs(kwargs, len(inputs))
+        width = min(len(inputs), configs[0].get("max_concurrency") or len(inputs))
+        model = (await asyncio.get_running_loop().run_in_executor(None, self._load))[0]
+        slots = asyncio.Semaphore(width)
+
+        async def run(index: int) -> Any:
+            async with slots:
+                try:
+                    return await self.ainvoke(inputs[index], configs[index], **per_input[index])
+                except Exception as error:
+                    if return_exceptions:
+                        return error
+                    raise
+
+        with self._batcher(model).hold(min(width, self.max_batch_size)):
+            return list(await asyncio.gather(*(run(i) for i in range(len(inputs)))))
+
+    def _prepare(self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any) -> _Call:
+        """Validate the call, render and tokenise the prompt, and build its generation request."""
         max_tokens = _check_max_tokens(kwargs.get("max_tokens", self.max_tokens))
         temperature = _check_temperature(kwargs.get("temperature", self.temperature))
         top_p = _check_top_p(kwargs.get("top_p", self.top_p))
         seed = kwargs.get("seed", self.seed)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"seed must be an integer or None, not {seed!r}.")
         stops = [s for s in (stop or kwargs.get("stop") or self.stop or []) if s]
         tools: list[dict[str, Any]] = kwargs.get("tools") or []
         choice = normalise_tool_choice(kwargs.get("tool_choice"), tools) if tools else "none"
         response_format = kwargs.get("response_format")
+        penalty = _check_repetition_penalty(
+            kwargs.get("repetition_penalty", self.repetition_penalty)
+        )
 
         model, tokenizer, vectors = self._load()
         strengths = self._strengths(kwargs.get("steering"), vectors)
+        for name in strengths:
+            vectors[name].validate_for(model)
         if tools and choice != "none":
             messages = [SystemMessage(tool_prompt(tools)), *messages]
         prompt = render_prompt(tokenizer, messages)
         special = not getattr(tokenizer, "chat_template", None)
-        inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=special)
-        inputs = {k: v.to(next(model.parameters()).device) for k, v in inputs.items()}
-        prompt_tokens = int(inputs["input_ids"].shape[1])
+        input_ids = list(tokenizer(prompt, add_special_tokens=special)["input_ids"])
+        prompt_tokens = len(input_ids)
         context = getattr(model.config, "max_position_embeddings", None)
         if context and prompt_tokens + max_tokens > context:
             raise ValueError(
@@ -451,66 +585,76 @@ class SteeredChatModel(BaseChatModel):
             compiled = compile_tool_calls(tokenizer, vocab, forced)
         elif response_format is not None:
             compiled = compile_json_schema(tokenizer, vocab, response_format)
-        generate_kwargs: dict[str, Any] = {
-            "max_new_tokens": max_tokens,
-            "pad_token_id": tokenizer.pad_token_id,
-            "do_sample": temperature > 0,
-        }
-        if temperature > 0:
-            generate_kwargs.update(temperature=temperature, top_p=top_p)
-        else:
-            # Greedy: clear sampling defaults a model's generation_config may carry (they only warn).
-            generate_kwargs.update(temperature=None, top_p=None, top_k=None)
-        penalty = _check_repetition_penalty(
-            kwargs.get("repetition_penalty", self.repetition_penalty)
-        )
         processors: list[Any] = []
         if penalty is not None and penalty != 1.0:
-            generate_kwargs["repetition_penalty"] = penalty
+            processors.append(RepetitionPenaltyLogitsProcessor(penalty))
         elif penalty is None and compiled is not None:
             # Penalise loops within the reply only: values copied from the prompt must stay likely.
             processors.append(ReplyRepetitionPenalty(prompt_tokens, CONSTRAINED_REPETITION_PENALTY))
         if compiled is not None:
             # The grammar mask runs last, so the reply still always matches the schema.
             processors.append(logits_processor(compiled))
-        if processors:
-            generate_kwargs["logits_processor"] = processors
-        # Buffer the text when it may be a tool call: a call's JSON is not shown as content.
-        buffer_all = bool(tools) and choice != "none"
+        request = GenerationRequest(
+            input_ids=input_ids,
+            max_new_tokens=max_tokens,
+            eos_token_ids=_eos_ids(model, tokenizer),
+            offsets=layer_offsets(vectors, strengths),
+            positions=self.positions,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            processors=processors,
+        )
+        return _Call(
+            model=model,
+            tokenizer=tokenizer,
+            request=request,
+            stops=stops,
+            tools=tools,
+            # Buffer the text when it may be a tool call: a call's JSON is not shown as content.
+            buffer_all=bool(tools) and choice != "none",
+            strengths=strengths,
+        )
 
-        text_parts: list[str] = []
-        output_tokens = 0
-        with model_lock(model), steer(model, vectors, strengths, positions=self.positions):
-            if seed is not None:
-                from transformers import set_seed
+    @staticmethod
+    def _chunk_for(
+        call: _Call, assembler: TextAssembler, ticket: Ticket, ids: list[int]
+    ) -> ChatGenerationChunk | None:
+        delta = assembler.feed(ids)
+        if assembler.stopped:
+            ticket.cancel()  # a stop string: this row can leave the batch
+        if delta is None or not delta.text or call.buffer_all:
+            return None
+        return ChatGenerationChunk(message=AIMessageChunk(content=delta.text))
 
-                set_seed(int(seed))
-            for delta in stream_generate(
-                model, tokenizer, inputs, stop=stops, cancel=cancel, **generate_kwargs
-            ):
-                output_tokens += delta.tokens
-                text_parts.append(delta.text)
-                if delta.text and not buffer_all:
-                    chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta.text))
-                    if run_manager:
-                        run_manager.on_llm_new_token(delta.text, chunk=chunk)
-                    yield chunk
-
-        text = "".join(text_parts)
-        calls = parse_tool_calls(text, tools) if buffer_all else None
-        finish = "tool_calls" if calls else ("length" if output_tokens >= max_tokens else "stop")
-        content = text if (buffer_all and not calls) else ""
+    def _closing_chunks(
+        self, call: _Call, assembler: TextAssembler, ticket: Ticket
+    ) -> list[ChatGenerationChunk]:
+        chunks: list[ChatGenerationChunk] = []
+        tail = assembler.close()
+        if tail is not None and tail.text and not call.buffer_all:
+            chunks.append(ChatGenerationChunk(message=AIMessageChunk(content=tail.text)))
+        text = assembler.text
+        calls = parse_tool_calls(text, call.tools) if call.buffer_all else None
+        if calls:
+            finish = "tool_calls"
+        elif ticket.finish_reason == "length" and not assembler.stopped:
+            finish = "length"
+        else:
+            finish = "stop"
+        content = text if (call.buffer_all and not calls) else ""
+        prompt_tokens = len(call.request.input_ids)
         final = AIMessageChunk(
             content=content,
             usage_metadata={
                 "input_tokens": prompt_tokens,
-                "output_tokens": output_tokens,
-                "total_tokens": prompt_tokens + output_tokens,
+                "output_tokens": assembler.tokens,
+                "total_tokens": prompt_tokens + assembler.tokens,
             },
             response_metadata={
                 "model_name": self.model,
                 "model_provider": "langchain-steer",
-                "steering": strengths,
+                "steering": call.strengths,
                 "finish_reason": finish,
             },
             tool_call_chunks=[
@@ -519,9 +663,8 @@ class SteeredChatModel(BaseChatModel):
             ],
             chunk_position="last",
         )
-        if content and run_manager:
-            run_manager.on_llm_new_token(content)
-        yield ChatGenerationChunk(message=final)
+        chunks.append(ChatGenerationChunk(message=final))
+        return chunks
 
     # -- tools and structured output ------------------------------------------------------------
     def bind_tools(

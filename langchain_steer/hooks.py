@@ -45,6 +45,8 @@ __all__ = [
     "apply_steering",
     "check_strength",
     "layer_offsets",
+    "register_offsets",
+    "stack_row_offsets",
     "steer",
 ]
 
@@ -215,12 +217,56 @@ def apply_steering(
     Raises:
         ValueError: unknown dimension, bad strength, or a vector that does not fit the model.
     """
-    if positions not in ("all", "generated"):
-        raise ValueError(f"positions must be 'all' or 'generated', not {positions!r}.")
+    _check_positions(positions)
     for name in strengths:
         if name in vectors:
             vectors[name].validate_for(model, layer_path)
-    offsets = layer_offsets(vectors, strengths)
+    return register_offsets(
+        model, layer_offsets(vectors, strengths), positions=positions, layer_path=layer_path
+    )
+
+
+def _check_positions(positions: str) -> None:
+    if positions not in ("all", "generated"):
+        raise ValueError(f"positions must be 'all' or 'generated', not {positions!r}.")
+
+
+def stack_row_offsets(rows: Sequence[Mapping[int, torch.Tensor]]) -> dict[int, torch.Tensor]:
+    """Stack per-request offsets into per-row offsets for one batch.
+
+    Each element of ``rows`` is what :func:`layer_offsets` returns for one request with scalar strengths
+    (layer → ``(hidden,)``). The result maps every layer any row steers to a ``(len(rows), hidden)``
+    tensor, with zeros for the rows that leave that layer alone. Rows may come from different vector
+    sets, as long as they share the hidden size.
+    """
+    layers = sorted({layer for row in rows for layer in row})
+    stacked: dict[int, torch.Tensor] = {}
+    for layer in layers:
+        example = next(row[layer] for row in rows if layer in row)
+        zeros = torch.zeros_like(example)
+        stacked[layer] = torch.stack([row.get(layer, zeros) for row in rows])
+    return stacked
+
+
+def register_offsets(
+    model: nn.Module,
+    offsets: Mapping[int, torch.Tensor],
+    *,
+    positions: Positions = "all",
+    layer_path: str | None = None,
+) -> SteeringHandle:
+    """Register one hook per layer that adds a precomputed offset, and return the handle that owns them.
+
+    This is the low-level half of :func:`apply_steering`, for callers that combine offsets themselves (the
+    batch decoder stacks one row per request with :func:`stack_row_offsets`).
+
+    Args:
+        model: a HuggingFace causal LM.
+        offsets: layer index → ``(hidden,)`` (every row) or ``(batch, hidden)`` (one row each).
+        positions: ``"all"`` or ``"generated"`` (see the module docstring).
+        layer_path: explicit path to the decoder blocks.
+    """
+    _check_positions(positions)
     if not offsets:
         return SteeringHandle([], [])
     blocks = find_layers(model, layer_path)

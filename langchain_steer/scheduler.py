@@ -1,0 +1,321 @@
+"""Micro-batching: concurrent requests on one model share batched forward passes.
+
+Every :class:`~langchain_steer.chat_model.SteeredChatModel` call becomes a
+:class:`~langchain_steer.batching.GenerationRequest` submitted to the :class:`MicroBatcher` of its model. One
+worker thread per batcher owns the decoding:
+
+1. When a request arrives at an idle batcher, the worker waits ``window`` seconds (a few milliseconds) for
+   companions, up to ``max_batch_size``, then prefills them together.
+2. It steps the batch one token at a time. Rows that finish leave; requests that arrive meanwhile join
+   between steps while there is room (see :mod:`langchain_steer.batching` for which caches allow joining).
+3. When the batch is empty and nothing waits, it removes its hooks, releases the model lock, and sleeps.
+   After ``idle_exit`` seconds without work the thread ends; the next request starts a new one.
+
+Requests that find the batch full wait in a queue of at most ``max_queue`` entries. When the queue is full,
+``queue_full="wait"`` makes callers wait for room and ``"error"`` raises :class:`QueueFullError` at once.
+Cancelling a request (``ticket.cancel()``, a cancelled asyncio task, a closed stream) removes it from the
+queue, or from the batch at the next step, and leaves every other row as it was.
+
+The worker holds :func:`~langchain_steer.models.model_lock` while a batch runs, so extraction, calibration
+or a hand-written ``steer()`` block on the same model never runs inside a batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from langchain_steer.batching import BatchDecoder, GenerationRequest, Ticket
+from langchain_steer.models import model_lock
+
+__all__ = ["BatcherStats", "MicroBatcher", "QueueFull", "QueueFullError", "batcher_for"]
+
+logger = logging.getLogger(__name__)
+
+QueueFull = Literal["wait", "error"]
+MAX_BATCH_SIZE_LIMIT = 256
+MAX_QUEUE_LIMIT = 100_000
+
+
+class QueueFullError(RuntimeError):
+    """The micro-batcher's queue is full and it was configured with ``queue_full="error"``."""
+
+
+@dataclass
+class BatcherStats:
+    """Counters of one :class:`MicroBatcher`, for tests, benchmarks and monitoring."""
+
+    requests: int = 0
+    """Requests admitted into a batch."""
+    steps: int = 0
+    """Decode steps run (one forward pass each, whatever the batch size)."""
+    row_steps: int = 0
+    """Sum of the batch size over all steps (``row_steps / steps`` is the mean batch size)."""
+    largest_batch: int = 0
+    """The most rows decoded in one step."""
+    joins: int = 0
+    """Requests that joined a batch already running."""
+
+
+@dataclass
+class _Hold:
+    target: int
+    deadline: float
+
+
+class MicroBatcher:
+    """Collects generation requests for one model and decodes them in shared batches on one thread.
+
+    Args:
+        model: the HuggingFace causal LM (held weakly: the batcher never keeps a model alive).
+        max_batch_size: the most rows decoded together (1 to 256).
+        window: seconds an idle batcher waits for companions before it starts (0 to 1).
+        max_queue: the most requests waiting for a place in the batch (1 to 100000).
+        queue_full: ``"wait"`` for room, or ``"error"`` to raise :class:`QueueFullError`.
+        idle_exit: seconds without work after which the worker thread ends.
+        layer_path: explicit path to the decoder blocks, for architectures discovery misses.
+
+    Use :func:`batcher_for` to share one batcher per model and settings.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        max_batch_size: int = 8,
+        window: float = 0.005,
+        max_queue: int = 256,
+        queue_full: QueueFull = "wait",
+        idle_exit: float = 30.0,
+        layer_path: str | None = None,
+    ) -> None:
+        check_batching(max_batch_size, window, max_queue, queue_full)
+        self._model = weakref.ref(model)
+        self.max_batch_size = max_batch_size
+        self.window = window
+        self.max_queue = max_queue
+        self.queue_full = queue_full
+        self.idle_exit = idle_exit
+        self.layer_path = layer_path
+        self.stats = BatcherStats()
+        self._cond = threading.Condition()
+        self._waiting: collections.deque[Ticket] = collections.deque()
+        self._holds: list[_Hold] = []
+        self._arrivals = 0
+        self._thread: threading.Thread | None = None
+
+    # -- submitting -----------------------------------------------------------------------------------
+    def submit(
+        self,
+        request: GenerationRequest,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        block: bool = True,
+        timeout: float | None = None,
+    ) -> Ticket:
+        """Queue ``request`` and return its :class:`~langchain_steer.batching.Ticket`.
+
+        Args:
+            request: what to generate.
+            loop: the event loop the ticket will be consumed from (``async for``); ``None`` for a thread.
+            block: with ``queue_full="wait"``, whether to wait for room (otherwise raise at once).
+            timeout: the longest wait for room, in seconds (``None``: no limit).
+
+        Raises:
+            QueueFullError: the queue is full and waiting is not allowed, or timed out.
+        """
+        ticket = Ticket(request, loop, on_cancel=self._withdraw)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while len(self._waiting) >= self.max_queue:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if self.queue_full == "error" or not block or (remaining is not None and remaining <= 0):
+                    raise QueueFullError(
+                        f"{len(self._waiting)} requests are already waiting for this model "
+                        f"(max_queue={self.max_queue}); try again later or raise max_queue."
+                    )
+                self._cond.wait(remaining)
+            self._waiting.append(ticket)
+            self._arrivals += 1
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._work, name="langchain-steer-batcher", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+        return ticket
+
+    async def asubmit(self, request: GenerationRequest) -> Ticket:
+        """Like :meth:`submit`, for a ticket consumed with ``async for``; waits for room without blocking."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                return self.submit(request, loop=loop, block=False)
+            except QueueFullError:
+                if self.queue_full == "error":
+                    raise
+            await asyncio.sleep(0.01)  # polling keeps the wait cancellable and off the worker's lock
+
+    @contextmanager
+    def hold(self, count: int, timeout: float = 1.0) -> Iterator[None]:
+        """Inside this block, an idle batcher waits for ``count`` more arrivals (at most ``timeout`` s).
+
+        ``SteeredChatModel.batch`` uses it so that all its inputs start in one batch, even when preparing
+        them takes longer than the window.
+        """
+        with self._cond:
+            hold = _Hold(self._arrivals + max(0, count), time.monotonic() + timeout)
+            self._holds.append(hold)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._holds.remove(hold)
+                self._cond.notify_all()
+
+    def _withdraw(self, ticket: Ticket) -> None:
+        """A cancelled ticket still in the queue leaves it now (one in the batch leaves at the next step)."""
+        with self._cond:
+            try:
+                self._waiting.remove(ticket)
+            except ValueError:
+                return
+            self._cond.notify_all()
+        ticket.finish("cancelled")
+
+    # -- the worker -----------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._waiting:
+                    if not self._cond.wait(self.idle_exit) and not self._waiting:
+                        self._thread = None  # under the lock: a later submit starts a new worker
+                        return
+                self._gather()
+            self._run_batch()
+
+    def _gather(self) -> None:
+        """Wait (holding the condition) for companions: the window, or a :meth:`hold`."""
+        deadline = time.monotonic() + self.window
+        while len(self._waiting) < self.max_batch_size:
+            now = time.monotonic()
+            holds = [h.deadline for h in self._holds if self._arrivals < h.target]
+            remaining = max([deadline, *holds]) - now
+            if remaining <= 0:
+                return
+            self._cond.wait(remaining)
+
+    def _take(self, count: int) -> list[Ticket]:
+        with self._cond:
+            taken: list[Ticket] = []
+            while self._waiting and len(taken) < count:
+                taken.append(self._waiting.popleft())
+            if taken:
+                self._cond.notify_all()  # room in the queue for waiting submitters
+            return taken
+
+    def _run_batch(self) -> None:
+        model = self._model()
+        if model is None:
+            for ticket in self._take(len(self._waiting)):
+                ticket.finish("error", RuntimeError("The model was freed while requests waited."))
+            return
+        decoder = BatchDecoder(model, layer_path=self.layer_path)
+        # Finishes of the last rows are held until the hooks are gone and the lock is released, so a
+        # caller that sees its reply end can rely on an idle, unhooked model.
+        finished: list[tuple[Ticket, str, BaseException | None]] = []
+        try:
+            with model_lock(model):
+                try:
+                    while True:
+                        free = decoder.free_slots(self.max_batch_size)
+                        admitted = self._take(free) if free else []
+                        if admitted:
+                            self.stats.joins += len(admitted) if decoder.rows else 0
+                            self.stats.requests += len(admitted)
+                            decoder.admit(admitted)
+                        if not decoder.rows:
+                            break
+                        self.stats.steps += 1
+                        self.stats.row_steps += len(decoder.rows)
+                        self.stats.largest_batch = max(self.stats.largest_batch, len(decoder.rows))
+                        finished.extend(decoder.step())
+                        if decoder.rows or self._waiting:
+                            _finish_all(finished)
+                            finished = []
+                finally:
+                    decoder.close()
+        except Exception as error:  # noqa: BLE001 - every row in flight learns about it
+            logger.exception("Batched decoding failed; failing the rows in flight.")
+            finished.extend((ticket, "error", error) for ticket in decoder.abort())
+        finally:
+            _finish_all(finished)
+
+
+def _finish_all(finished: list[tuple[Ticket, str, BaseException | None]]) -> None:
+    for ticket, reason, error in finished:
+        ticket.finish(reason, error)
+
+
+def check_batching(max_batch_size: Any, window: Any, max_queue: Any, queue_full: Any) -> None:
+    """Validate micro-batching settings, with errors that say the allowed range.
+
+    Raises:
+        ValueError: a setting out of range or of the wrong type.
+    """
+    if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or not (
+        1 <= max_batch_size <= MAX_BATCH_SIZE_LIMIT
+    ):
+        raise ValueError(
+            f"max_batch_size must be an integer from 1 to {MAX_BATCH_SIZE_LIMIT}, not {max_batch_size!r}."
+        )
+    if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0 <= window <= 1:
+        raise ValueError(f"The batching window must be 0 to 1 second, not {window!r}.")
+    if isinstance(max_queue, bool) or not isinstance(max_queue, int) or not (
+        1 <= max_queue <= MAX_QUEUE_LIMIT
+    ):
+        raise ValueError(f"max_queue must be an integer from 1 to {MAX_QUEUE_LIMIT}, not {max_queue!r}.")
+    if queue_full not in ("wait", "error"):
+        raise ValueError(f"queue_full must be 'wait' or 'error', not {queue_full!r}.")
+
+
+_batchers: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], MicroBatcher]] = (
+    weakref.WeakKeyDictionary()
+)
+_batchers_lock = threading.Lock()
+
+
+def batcher_for(
+    model: Any,
+    *,
+    max_batch_size: int = 8,
+    window: float = 0.005,
+    max_queue: int = 256,
+    queue_full: QueueFull = "wait",
+) -> MicroBatcher:
+    """The process-wide :class:`MicroBatcher` for ``model`` with these settings.
+
+    Every caller with the same model object and settings shares one batcher, so their requests batch
+    together. Different settings get different batchers, which take turns on the model.
+    """
+    key = (max_batch_size, float(window), max_queue, queue_full)
+    with _batchers_lock:
+        per_model = _batchers.setdefault(model, {})
+        batcher = per_model.get(key)
+        if batcher is None:
+            batcher = per_model[key] = MicroBatcher(
+                model,
+                max_batch_size=max_batch_size,
+                window=window,
+                max_queue=max_queue,
+                queue_full=queue_full,
+            )
+        return batcher
