@@ -100,6 +100,7 @@ class Ticket:
         *,
         timeout: float = 600.0,
         on_cancel: Callable[[Ticket], None] | None = None,
+        on_finish: Callable[[Ticket], None] | None = None,
     ) -> None:
         import asyncio
 
@@ -114,6 +115,7 @@ class Ticket:
         self._cancelled = threading.Event()
         self._finished = threading.Event()
         self._on_cancel = on_cancel
+        self._on_finish = on_finish
 
     # -- consumer side ------------------------------------------------------------------------------
     @property
@@ -196,6 +198,8 @@ class Ticket:
         self.error = error
         self._push(_END)
         self._finished.set()
+        if self._on_finish is not None:
+            self._on_finish(self)
         if self._loop is not None and self._done_async is not None:
             try:
                 self._loop.call_soon_threadsafe(self._done_async.set)

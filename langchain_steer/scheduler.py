@@ -23,6 +23,7 @@ or a hand-written ``steer()`` block on the same model never runs inside a batch.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import logging
 import threading
@@ -110,7 +111,32 @@ class MicroBatcher:
         self._waiting: collections.deque[Ticket] = collections.deque()
         self._holds: list[_Hold] = []
         self._arrivals = 0
+        self._unfinished: set[Ticket] = set()
+        self._closing = False
         self._thread: threading.Thread | None = None
+        _live.add(self)
+
+    @property
+    def pending(self) -> int:
+        """Requests submitted and not yet finished (waiting or decoding)."""
+        with self._cond:
+            return len(self._unfinished)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Cancel every request, waiting or running, and stop the worker thread (waits ``timeout`` s).
+
+        Runs automatically at interpreter exit, so a script that ends while replies are still being
+        generated stops cleanly instead of killing a thread in the middle of a forward pass.
+        """
+        with self._cond:
+            self._closing = True
+            thread = self._thread
+            tickets = list(self._unfinished)
+            self._cond.notify_all()
+        for ticket in tickets:
+            ticket.cancel()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     # -- submitting -----------------------------------------------------------------------------------
     def submit(
@@ -132,9 +158,11 @@ class MicroBatcher:
         Raises:
             QueueFullError: the queue is full and waiting is not allowed, or timed out.
         """
-        ticket = Ticket(request, loop, on_cancel=self._withdraw)
+        ticket = Ticket(request, loop, on_cancel=self._withdraw, on_finish=self._forget)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
+            if self._closing:
+                raise RuntimeError("This micro-batcher has been closed.")
             while len(self._waiting) >= self.max_queue:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if self.queue_full == "error" or not block or (remaining is not None and remaining <= 0):
@@ -144,6 +172,7 @@ class MicroBatcher:
                     )
                 self._cond.wait(remaining)
             self._waiting.append(ticket)
+            self._unfinished.add(ticket)
             self._arrivals += 1
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -181,6 +210,10 @@ class MicroBatcher:
                 self._holds.remove(hold)
                 self._cond.notify_all()
 
+    def _forget(self, ticket: Ticket) -> None:
+        with self._cond:
+            self._unfinished.discard(ticket)
+
     def _withdraw(self, ticket: Ticket) -> None:
         """A cancelled ticket still in the queue leaves it now (one in the batch leaves at the next step)."""
         with self._cond:
@@ -196,7 +229,7 @@ class MicroBatcher:
         while True:
             with self._cond:
                 while not self._waiting:
-                    if not self._cond.wait(self.idle_exit) and not self._waiting:
+                    if self._closing or (not self._cond.wait(self.idle_exit) and not self._waiting):
                         self._thread = None  # under the lock: a later submit starts a new worker
                         return
                 self._gather()
@@ -242,7 +275,8 @@ class MicroBatcher:
                             self.stats.joins += len(admitted) if decoder.rows else 0
                             self.stats.requests += len(admitted)
                             decoder.admit(admitted)
-                        if not decoder.rows:
+                        if not decoder.rows or self._closing:
+                            finished.extend((t, "cancelled", None) for t in decoder.abort())
                             break
                         self.stats.steps += 1
                         self.stats.row_steps += len(decoder.rows)
@@ -285,6 +319,17 @@ def check_batching(max_batch_size: Any, window: Any, max_queue: Any, queue_full:
         raise ValueError(f"max_queue must be an integer from 1 to {MAX_QUEUE_LIMIT}, not {max_queue!r}.")
     if queue_full not in ("wait", "error"):
         raise ValueError(f"queue_full must be 'wait' or 'error', not {queue_full!r}.")
+
+
+_live: weakref.WeakSet[MicroBatcher] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    # Daemon worker threads are killed at interpreter exit; one killed inside a torch op aborts the
+    # process ("terminate called without an active exception"). Stop them first.
+    for batcher in list(_live):
+        batcher.close(timeout=10.0)
 
 
 _batchers: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], MicroBatcher]] = (

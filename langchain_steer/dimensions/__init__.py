@@ -106,11 +106,14 @@ def builtin_vectors(model: str = "demo") -> dict[str, SteeringVector]:
     Raises:
         ValueError: no vectors ship for ``model``.
     """
-    folder = resources.files(__package__).joinpath("vectors", model)
-    if not folder.is_dir():
+    shipped = resources.files(__package__).joinpath("vectors")
+    # Match against the shipped names: joining a path-like `model` ("/some/folder") would escape the package.
+    available = sorted(entry.name for entry in shipped.iterdir() if entry.is_dir())
+    folder = shipped.joinpath(model)
+    if model not in available:
         raise ValueError(
-            f"No built-in vectors ship for model {model!r} (available: 'demo'). Extract them with "
-            "`langchain-steer extract --model ... --dimension ...`."
+            f"No built-in vectors ship for model {model!r} (available: {', '.join(available)}). "
+            "Extract them with `langchain-steer extract --model ... --dimension ...`."
         )
     vectors = {}
     for name in DIMENSIONS:

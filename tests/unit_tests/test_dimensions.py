@@ -36,3 +36,14 @@ def test_dimension_data_is_complete(name):
 def test_unknown_dimension():
     with pytest.raises(ValueError, match="cost, ambiance"):
         load_dimension("price")
+
+
+def test_builtin_vectors_only_for_shipped_names(tmp_path):
+    from langchain_steer.dimensions import builtin_vectors
+
+    assert set(builtin_vectors("demo")) == set(DIMENSIONS)
+    # A model folder (or any path) is never read as a built-in vector set.
+    (tmp_path / "cost.safetensors").write_bytes(b"not a vector")
+    for name in (str(tmp_path), "../demo", "gpt2"):
+        with pytest.raises(ValueError, match="No built-in vectors ship"):
+            builtin_vectors(name)
