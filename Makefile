@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install install-test demo test unit integration lint clean
+.PHONY: install install-test demo test unit integration lint bench-install bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,15 @@ integration: install-test
 
 test: lint
 	$(PY) -m pytest tests/unit_tests tests/integration_tests
+
+bench-install: install
+	$(PIP) install -q -e ".[bench]"
+	@# repeng 0.4.0 pins numpy<2 and steering-vectors 0.12.2 pins transformers<5; with their dependencies
+	@# they would downgrade this environment. Neither pin matters for applying a vector (docs/performance.md).
+	$(PIP) install -q --no-deps repeng==0.4.0 steering-vectors==0.12.2
+
+bench: bench-install
+	@for b in overhead serving peers streaming; do $(PY) benchmarks/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
 """Steering overhead: tokens/s of steered generation against plain HF ``generate``, same model and tokens.
 
-Usage: python benchmarks/overhead.py [--model demo] [--tokens 32] [--repeats 5] [--json PATH]
+Usage: python benchmarks/overhead.py [--model demo] [--tokens 24] [--repeats 15] [--json PATH]
 
 Cases (each against plain ``model.generate`` on the same inputs, exactly ``--tokens`` new tokens per row):
 
@@ -8,7 +8,10 @@ Cases (each against plain ``model.generate`` on the same inputs, exactly ``--tok
 * batch 1, all five dimensions at once;
 * batch 8, a different steering on every row (per-row strengths);
 * the serving path: :class:`~langchain_steer.batching.BatchDecoder` (our own decode loop, as used by the
-  chat model and the micro-batcher) at batch 1 and batch 8 with per-row steering.
+  chat model and the micro-batcher) at batch 1 and batch 8 with per-row steering;
+* hooks only: one decode forward pass with and without the hooks, ``--pairs`` times. Whole ``generate``
+  runs on a shared machine vary by several per cent from run to run, more than the hooks cost; many short
+  paired passes measure the hooks' own per-token cost precisely.
 
 Goal: ratio ≥ 0.99 at batch 1 and ≥ 0.97 at batch 8. The ratio is taken per repetition (plain and steered
 run back to back, in alternating order) and its median is reported.
@@ -17,13 +20,15 @@ run back to back, in alternating order) and its median is reported.
 from __future__ import annotations
 
 import argparse
+import inspect
+import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from _common import side_by_side, spread, summary, table, write_json
 
-from langchain_steer import builtin_vectors, load_dimension, load_model, steer
+from langchain_steer import apply_steering, builtin_vectors, load_dimension, load_model, steer
 from langchain_steer.batching import BatchDecoder, GenerationRequest, Ticket
 from langchain_steer.generate import apply_chat_template
 from langchain_steer.hooks import layer_offsets
@@ -121,11 +126,64 @@ def decoder_run(
     return run
 
 
+def forward_pairs(
+    model: Any, inputs: dict[str, torch.Tensor], vectors: Any, strengths: Any, pairs: int
+) -> dict[str, Any]:
+    """Per-token cost of the hooks alone: one decode forward pass with and without them, ``pairs`` times.
+
+    The hooks are registered once, outside the timed region (registration is per call, not per token, and
+    is part of the ``generate`` cases). Each pair times the same forward pass twice, in alternating order,
+    on a KV cache that is cropped back after every pass.
+    """
+    with torch.no_grad():
+        out = model(**inputs, use_cache=True)
+    cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+    batch, length = inputs["input_ids"].shape
+    step = {
+        "input_ids": out.logits[:, -1:].argmax(-1),
+        "attention_mask": torch.cat(
+            [inputs["attention_mask"], torch.ones(batch, 1, dtype=torch.long)], 1
+        ),
+        "position_ids": inputs["attention_mask"].sum(1, keepdim=True),
+    }
+    cache_argument = (
+        "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    )
+
+    def one() -> float:
+        start = time.perf_counter()
+        with torch.no_grad():
+            model(**step, **{cache_argument: cache}, use_cache=True, logits_to_keep=1)
+        elapsed = time.perf_counter() - start
+        cache.crop(-1)
+        return elapsed
+
+    ratios = []
+    handle = None
+    for i in range(pairs + 5):
+        timings = {}
+        for steered_pass in (False, True) if i % 2 == 0 else (True, False):
+            if steered_pass:
+                handle = apply_steering(model, vectors, strengths)
+            try:
+                timings[steered_pass] = one()
+            finally:
+                if handle is not None:
+                    handle.remove()
+                    handle = None
+        if i >= 5:  # warm-up pairs
+            ratios.append(timings[False] / timings[True])
+    return summary(ratios)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="demo")
-    parser.add_argument("--tokens", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=24)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument(
+        "--pairs", type=int, default=200, help="forward-pass pairs for the hook-only cases"
+    )
     parser.add_argument("--json", help="output file (default: benchmarks/results/overhead.json)")
     args = parser.parse_args()
 
@@ -202,9 +260,35 @@ def main() -> None:
             ],
         )
     )
+    hooks_only = []
+    for label, inputs, strengths in (
+        ("batch 1, five dimensions", encode(tokenizer, one), five),
+        ("batch 8, per-row steering", encode(tokenizer, eight), per_row),
+    ):
+        hooks_only.append(
+            {"case": label, "ratio": forward_pairs(model, inputs, vectors, strengths, args.pairs)}
+        )
+        print(f"hooks only, {label}: ratio {spread(hooks_only[-1]['ratio'], 4)}", flush=True)
+    print()
+    print(
+        table(
+            [
+                "hooks only: one decode forward pass",
+                "ratio plain/steered (median, min–max)",
+                "pairs",
+            ],
+            [[r["case"], spread(r["ratio"], 4), r["ratio"]["n"]] for r in hooks_only],
+        )
+    )
     path = write_json(
         "overhead",
-        {"model": args.model, "tokens": args.tokens, "repeats": args.repeats, "results": results},
+        {
+            "model": args.model,
+            "tokens": args.tokens,
+            "repeats": args.repeats,
+            "results": results,
+            "hooks_only": hooks_only,
+        },
         args.json,
     )
     print(f"\nwrote {path}")

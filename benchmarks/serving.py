@@ -1,6 +1,6 @@
 """Serving: 8 concurrent users with different steering, micro-batched against one-by-one.
 
-Usage: python benchmarks/serving.py [--model demo] [--users 8] [--tokens 64] [--repeats 3] [--json PATH]
+Usage: python benchmarks/serving.py [--model demo] [--users 8] [--tokens 64] [--repeats 5] [--json PATH]
 
 All users send their request at the same moment through ``SteeredChatModel.ainvoke``, each with its own
 steering. The two servers differ only in ``max_batch_size``:
@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--model", default="demo")
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", help="output file (default: benchmarks/results/serving.json)")
     args = parser.parse_args()
     result = asyncio.run(run(args))

@@ -178,8 +178,26 @@ class SteeredChatModel(BaseChatModel):
                 ...
             await llm.abatch(["Plan a weekend.", "Suggest a dinner."])
 
-        Generation runs in worker threads, so the event loop is never blocked. Cancelling a task stops its
-        generation.
+        The event loop is never blocked. Cancelling a task stops its reply and leaves the others alone.
+
+    Batching:
+        Concurrent calls on one model (threads, asyncio tasks, ``batch``) are decoded together: each call is a
+        row of a shared batch with its own steering, and one forward pass serves every row. Rows leave when
+        they finish and new calls join between steps.
+
+        .. code-block:: python
+
+            llm.batch(["Plan a dinner.", "Plan a dinner."], steering=[{"cost": -1}, {"cost": 1}])
+
+            llm = SteeredChatModel(
+                max_batch_size=16,     # rows decoded together (1 turns batching off)
+                batch_window_ms=5,     # an idle model waits this long for companions
+                max_queue=256,         # calls waiting for a place in the batch
+                queue_full="error",    # or "wait" (the default) when the queue is full
+            )
+
+        Under greedy decoding a reply is the same alone or in a batch, up to floating-point rounding at
+        near-ties (see ``docs/performance.md``).
 
     Steering:
         Built-in dimensions (vectors ship for the demo model): ``cost`` (budget ↔ luxury), ``ambiance``
