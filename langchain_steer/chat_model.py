@@ -386,6 +386,10 @@ class SteeredChatModel(BaseChatModel):
         model, tokenizer = load_model(self.model, device=self.device, dtype=self.dtype)
         return model, tokenizer, self._get_vectors()
 
+    def steering_dimensions(self) -> list[str]:
+        """The dimensions this model can be steered along (reads the vectors, not the model weights)."""
+        return sorted(self._get_vectors())
+
     def _get_vectors(self) -> dict[str, SteeringVector]:
         with self._vectors_lock:
             if self._vectors_cache is None:

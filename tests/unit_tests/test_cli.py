@@ -1,3 +1,5 @@
+import io
+
 import pytest
 from helpers import random_vector
 from tiny_models import tiny_model, tiny_tokenizer
@@ -103,7 +105,41 @@ def test_extract_from_a_file(tiny_setup, tmp_path, capsys):
     assert "calibration" in vector.extra
 
 
-def test_parser_lists_the_three_commands():
+def test_parser_lists_the_commands():
     help_text = build_parser().format_help()
-    for command in ("extract", "chat", "demo"):
+    for command in ("extract", "chat", "demo", "agent"):
         assert command in help_text
+
+
+def _agent(folder, vectors, tmp_path, monkeypatch, lines, *extra):
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(f"{line}\n" for line in lines)))
+    args = ["agent", "--model", str(folder), "--vectors", str(vectors), "--max-tokens", "4"]
+    return main([*args, "--db", str(tmp_path / "agent.db"), "--user", "zoe", *extra])
+
+
+def test_agent_select_mode_with_set_commands(tiny_setup, tmp_path, monkeypatch, capsys):
+    folder, vectors = tiny_setup
+    lines = ["hello", "/set cost=-0.5", "/set cost", "/prefs", "what now?", "/quit"]
+    assert _agent(folder, vectors, tmp_path, monkeypatch, lines, "--mode", "select") == 0
+    out = capsys.readouterr().out
+    assert "mode select" in out and "set cost -0.50" in out and "NAME=STRENGTH" in out
+    assert out.count("assistant> ") == 2
+    assert "preferences: cost -0.50" in out
+    assert out.rstrip().endswith("you> /quit")
+
+
+def test_agent_calibrate_mode_asks_until_done(tiny_setup, tmp_path, monkeypatch, capsys):
+    folder, vectors = tiny_setup
+    lines = ["plan a trip", "maybe", "A", "B", "/quit"]
+    args = ("--mode", "calibrate", "--dimensions", "cost", "--rounds", "2")
+    assert _agent(folder, vectors, tmp_path, monkeypatch, lines, *args) == 0
+    out = capsys.readouterr().out
+    assert "[calibrate cost, round 1/2]" in out and "[calibrate cost, round 2/2]" in out
+    assert "please answer A, B or same" in out
+    assert "assistant> " in out and "cost -0.25" in out  # A then B: [-1, 0] then [-0.5, 0]
+
+
+def test_agent_rejects_bad_settings(tiny_setup, tmp_path, monkeypatch):
+    folder, vectors = tiny_setup
+    with pytest.raises(SystemExit, match="2 to 4 rounds"):
+        _agent(folder, vectors, tmp_path, monkeypatch, [], "--mode", "calibrate", "--rounds", "7")

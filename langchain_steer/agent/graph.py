@@ -1,0 +1,119 @@
+"""Build the preference agent: a LangGraph graph that steers every reply by what the user prefers.
+
+``graph`` at the bottom of this module is the default agent (LEARN mode, the demo model), compiled without a
+checkpointer so that ``langgraph dev`` / LangGraph Platform can add their own; ``langgraph.json`` at the
+repository root names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+
+from langchain_steer.agent.calibration import make_calibrate_nodes, route_calibration
+from langchain_steer.agent.inference import Inferencer, default_inferencer
+from langchain_steer.agent.nodes import (
+    make_learn_node,
+    make_load_node,
+    make_respond_node,
+    make_select_node,
+)
+from langchain_steer.agent.state import AgentContext, Mode, PreferenceState
+from langchain_steer.dimensions import DIMENSIONS
+
+__all__ = ["build_preference_agent", "graph"]
+
+
+def _chat_model(model: Any) -> Any:
+    from langchain_steer.chat_model import SteeredChatModel
+
+    if model is None:
+        return SteeredChatModel(model="demo", max_tokens=160)
+    if isinstance(model, str):
+        return SteeredChatModel(model=model, max_tokens=160)
+    if not hasattr(model, "invoke"):
+        raise TypeError(
+            f"model must be a model name or a SteeredChatModel, not {type(model).__name__}."
+        )
+    return model
+
+
+class _LazyInferencer:
+    """Defers creating the default inferencer until the first turn (compiling a graph stays instant)."""
+
+    def read(self, messages: Sequence[Any]) -> list[Any]:
+        return default_inferencer().read(messages)
+
+
+def build_preference_agent(
+    model: Any = None,
+    *,
+    mode: Mode = "learn",
+    inferencer: Inferencer | None = None,
+    checkpointer: Any = None,
+    store: Any = None,
+    dimensions: Sequence[str] | None = None,
+    calibrate_rounds: int = 3,
+    system_prompt: str | None = None,
+) -> Any:
+    """Build and compile the preference agent.
+
+    Args:
+        model: the chat model that answers: a :class:`~langchain_steer.SteeredChatModel`, or a model name
+            for one (default: ``"demo"``, 160 tokens per reply).
+        mode: ``"learn"`` (infer preferences from every user turn), ``"select"`` (strengths from the runtime
+            context or the state only) or ``"calibrate"`` (A/B questions through ``interrupt()``).
+        inferencer: how LEARN reads turns (default: the offline embedding classifier).
+        checkpointer: any LangGraph checkpointer, for threads that survive restarts (e.g. ``SqliteSaver``).
+        store: any LangGraph store, for per-user preferences across threads (e.g. ``SqliteStore``).
+        dimensions: the dimensions to steer (default: cost, ambiance, age, time, culture). In CALIBRATE mode,
+            these are calibrated one after the other.
+        calibrate_rounds: A/B questions per calibrated dimension (2 to 4).
+        system_prompt: an optional system message put before the conversation when answering.
+
+    Returns:
+        A compiled graph. State: ``messages``, ``preferences`` (and ``applied``, ``calibration``). Runtime
+        context: :class:`~langchain_steer.agent.AgentContext` (``user_id``, optional ``strengths``).
+
+    Example:
+        >>> from langgraph.checkpoint.memory import InMemorySaver  # doctest: +SKIP
+        >>> agent = build_preference_agent(checkpointer=InMemorySaver())  # doctest: +SKIP
+        >>> agent.invoke(  # doctest: +SKIP
+        ...     {"messages": [("user", "Cheap eats for me and my toddler?")]},
+        ...     {"configurable": {"thread_id": "t1"}},
+        ...     context=AgentContext(user_id="ana"),
+        ... )["preferences"]
+    """
+    if mode not in ("learn", "select", "calibrate"):
+        raise ValueError(f"mode must be 'learn', 'select' or 'calibrate', not {mode!r}.")
+    names = list(dimensions or DIMENSIONS)
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"dimensions must be distinct names, not {dimensions!r}.")
+    llm = _chat_model(model)
+    builder = StateGraph(PreferenceState, context_schema=AgentContext)
+    builder.add_node("load", make_load_node(names))
+    builder.add_node("respond", make_respond_node(llm, names, system_prompt))
+    builder.add_edge(START, "load")
+    if mode == "learn":
+        builder.add_node("learn", make_learn_node(inferencer or _LazyInferencer(), names))
+        builder.add_edge("load", "learn")
+        builder.add_edge("learn", "respond")
+    elif mode == "select":
+        builder.add_node("select", make_select_node(names))
+        builder.add_edge("load", "select")
+        builder.add_edge("select", "respond")
+    else:
+        prepare, ask = make_calibrate_nodes(llm, names, calibrate_rounds, all_dimensions=names)
+        builder.add_node("calibrate_prepare", prepare)
+        builder.add_node("calibrate_ask", ask)
+        builder.add_conditional_edges("load", route_calibration)
+        builder.add_edge("calibrate_prepare", "calibrate_ask")
+        builder.add_conditional_edges("calibrate_ask", route_calibration)
+    builder.add_edge("respond", END)
+    return builder.compile(checkpointer=checkpointer, store=store, name=f"preference-agent-{mode}")
+
+
+graph = build_preference_agent()
+"""The default agent (LEARN, demo model), for ``langgraph.json``; it loads nothing until the first turn."""

@@ -1,0 +1,165 @@
+"""The preference agent's nodes: load, LEARN, SELECT and respond. Each is built by a small factory.
+
+Every turn runs ``load`` → (``learn`` | ``select`` | the calibration nodes) → ``respond``:
+
+* ``load`` starts a new thread from the user's stored preferences (a LangGraph store, namespace
+  ``("users", user_id, "preferences")``), or from zeros;
+* ``learn`` reads the newest user turn(s) with the inferencer and applies the update rule;
+* ``select`` takes the strengths from the runtime context (or from the state, set by an update);
+* ``respond`` answers with :class:`~langchain_steer.SteeredChatModel`, steered by the preferences, and
+  records the strengths applied in the state (``applied``) and in the reply's ``response_metadata``.
+
+Explicit strengths in the runtime context (``AgentContext.strengths``) override the preferences in every
+mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langgraph.runtime import Runtime
+
+from langchain_steer.agent.inference import Inferencer, update_preferences
+from langchain_steer.agent.state import AgentContext, PreferenceState, preference_namespace
+
+__all__ = [
+    "STORE_KEY",
+    "Node",
+    "clip_preferences",
+    "latest_turns",
+    "make_learn_node",
+    "make_load_node",
+    "make_respond_node",
+    "make_select_node",
+    "save_preferences",
+]
+
+logger = logging.getLogger(__name__)
+
+STORE_KEY = "current"
+"""The key of a user's preferences in their store namespace."""
+
+
+class Node(Protocol):
+    """A node of the preference graph: reads the state and the runtime, returns a state update."""
+
+    def __call__(self, state: PreferenceState, *, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+        """Return the state update."""
+        ...
+
+
+def clip_preferences(values: Mapping[str, Any], dimensions: Sequence[str]) -> dict[str, float]:
+    """Keep ``dimensions`` only, as floats in [−1, 1] (missing ones are 0).
+
+    Raises:
+        ValueError: a value that is not a finite number.
+    """
+    clipped = {}
+    for name in dimensions:
+        value = values.get(name, 0.0)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise ValueError(f"Preference {name!r} must be a finite number, not {value!r}.")
+        clipped[name] = max(-1.0, min(1.0, float(value)))
+    return clipped
+
+
+def _context(runtime: Runtime[AgentContext]) -> AgentContext:
+    context = runtime.context
+    if context is None:
+        return AgentContext()
+    if isinstance(context, Mapping):  # LangGraph servers pass the context as a plain dict
+        return AgentContext(**context)
+    return context
+
+
+def save_preferences(runtime: Runtime[AgentContext], preferences: Mapping[str, float]) -> None:
+    """Store a user's preferences, so that their next conversation starts from them."""
+    if runtime.store is None:
+        return
+    namespace = preference_namespace(_context(runtime).user_id)
+    runtime.store.put(namespace, STORE_KEY, {"preferences": dict(preferences)})
+
+
+def make_load_node(dimensions: Sequence[str]) -> Node:
+    """``load``: a thread without preferences starts from the user's stored ones (or zeros)."""
+
+    def load(state: PreferenceState, *, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+        if state.get("preferences"):
+            return {"preferences": clip_preferences(state["preferences"], dimensions)}
+        stored: Mapping[str, Any] = {}
+        if runtime.store is not None:
+            item = runtime.store.get(preference_namespace(_context(runtime).user_id), STORE_KEY)
+            if item is not None:
+                stored = item.value.get("preferences", {})
+        return {"preferences": clip_preferences(stored, dimensions)}
+
+    return load
+
+
+def latest_turns(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+    """The messages since the last assistant reply, that reply included (the context of feedback)."""
+    start = 0
+    for index in range(len(messages) - 1, -1, -1):
+        if isinstance(messages[index], AIMessage):
+            start = index
+            break
+    return list(messages[start:])
+
+
+def make_learn_node(inferencer: Inferencer, dimensions: Sequence[str]) -> Node:
+    """``learn``: read the newest user turn(s) and update the preferences (LEARN)."""
+
+    def learn(state: PreferenceState, *, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+        preferences = dict(state.get("preferences") or {})
+        for reading in inferencer.read(latest_turns(state["messages"])):
+            preferences = update_preferences(preferences, reading, dimensions)
+        preferences = clip_preferences(preferences, dimensions)
+        save_preferences(runtime, preferences)
+        return {"preferences": preferences}
+
+    return learn
+
+
+def make_select_node(dimensions: Sequence[str]) -> Node:
+    """``select``: the strengths come from the runtime context or from the state; no inference (SELECT)."""
+
+    def select(state: PreferenceState, *, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+        preferences = clip_preferences(state.get("preferences") or {}, dimensions)
+        explicit = _context(runtime).strengths
+        if explicit:
+            preferences = clip_preferences({**preferences, **explicit}, dimensions)
+        save_preferences(runtime, preferences)
+        return {"preferences": preferences}
+
+    return select
+
+
+def make_respond_node(
+    llm: Any, dimensions: Sequence[str], system_prompt: str | None = None
+) -> Node:
+    """``respond``: answer the conversation with ``llm`` steered by the preferences."""
+
+    def respond(state: PreferenceState, *, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+        preferences = dict(state.get("preferences") or {})
+        explicit = _context(runtime).strengths
+        if explicit:
+            preferences.update(explicit)
+        known = llm.steering_dimensions() if hasattr(llm, "steering_dimensions") else dimensions
+        applied = {
+            k: v for k, v in clip_preferences(preferences, dimensions).items() if v and k in known
+        }
+        messages: list[BaseMessage] = list(state["messages"])
+        if system_prompt:
+            messages = [SystemMessage(system_prompt), *messages]
+        reply = llm.invoke(messages, steering=applied)
+        return {"messages": [reply], "applied": applied}
+
+    return respond
