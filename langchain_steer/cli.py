@@ -240,7 +240,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
         return line
 
     llm = SteeredChatModel(
-        model=args.model, device=args.device, max_tokens=args.max_tokens, vectors=args.vectors
+        model=args.model,
+        device=args.device,
+        max_tokens=args.max_tokens,
+        vectors=args.vectors,
+        repetition_penalty=1.15,  # as the agent's default model: small models loop in long chats
     )
     with SqlitePersistence(db_path) as db:
         try:

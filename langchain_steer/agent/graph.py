@@ -29,10 +29,11 @@ __all__ = ["build_preference_agent", "graph"]
 def _chat_model(model: Any) -> Any:
     from langchain_steer.chat_model import SteeredChatModel
 
+    # A mild repetition penalty: small models loop over multi-turn chats without one.
     if model is None:
-        return SteeredChatModel(model="demo", max_tokens=160)
+        return SteeredChatModel(model="demo", max_tokens=160, repetition_penalty=1.15)
     if isinstance(model, str):
-        return SteeredChatModel(model=model, max_tokens=160)
+        return SteeredChatModel(model=model, max_tokens=160, repetition_penalty=1.15)
     if not hasattr(model, "invoke"):
         raise TypeError(
             f"model must be a model name or a SteeredChatModel, not {type(model).__name__}."
@@ -62,7 +63,7 @@ def build_preference_agent(
 
     Args:
         model: the chat model that answers: a :class:`~langchain_steer.SteeredChatModel`, or a model name
-            for one (default: ``"demo"``, 160 tokens per reply).
+            for one (default: ``"demo"``; a name gets 160 tokens per reply and ``repetition_penalty=1.15``).
         mode: ``"learn"`` (infer preferences from every user turn), ``"select"`` (strengths from the runtime
             context or the state only) or ``"calibrate"`` (A/B questions through ``interrupt()``).
         inferencer: how LEARN reads turns (default: the offline embedding classifier).

@@ -30,6 +30,7 @@ dimension, in this order:
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -127,22 +128,43 @@ def update_preferences(
     return {name: round(value, 4) for name, value in updated.items()}
 
 
+_CLAUSE_BREAK = re.compile(r"(?<=[.!?;])\s+|\s+but\s+|\s+though\s+|,\s*(?:though|however)\b")
+
+
+def clauses(text: str) -> list[str]:
+    """Split a turn into clauses at sentence ends and at "but" / "though" (parts of two words or more)."""
+    parts = [p.strip() for p in _CLAUSE_BREAK.split(text) if p and len(p.split()) >= 2]
+    return parts if len(parts) > 1 else []
+
+
 class EmbeddingInferencer:
-    """The default, offline inferencer: MiniLM sentence embeddings and the shipped classifier.
+    """The default, offline inferencer: MiniLM sentence embeddings and n-grams, and the shipped classifier.
+
+    Each user turn is read whole. With ``by_clause=True``, a turn with several clauses ("that's the famous
+    one, but I'd rather somewhere locals go") is also read clause by clause, and for each dimension the
+    strongest reading wins. On the development set this changed nothing on expressed dimensions and cost
+    0.7 points on unexpressed ones, so it is off by default.
 
     Args:
         weights: classifier weights (default: the shipped ones, loaded on first use).
         feedback_threshold: probability above which a turn counts as feedback.
         clear_threshold: probability above which a dimension counts as declared irrelevant.
+        by_clause: also read multi-clause turns clause by clause (see above; off by default).
     """
 
     def __init__(
-        self, weights: Any = None, *, feedback_threshold: float = 0.5, clear_threshold: float = 0.5
+        self,
+        weights: Any = None,
+        *,
+        feedback_threshold: float = 0.5,
+        clear_threshold: float = 0.5,
+        by_clause: bool = False,
     ) -> None:
         self._weights = weights
         self._lock = threading.Lock()
         self.feedback_threshold = feedback_threshold
         self.clear_threshold = clear_threshold
+        self.by_clause = by_clause
 
     @property
     def weights(self) -> Any:
@@ -155,25 +177,35 @@ class EmbeddingInferencer:
             return self._weights
 
     def read(self, messages: Sequence[BaseMessage]) -> list[Reading]:
-        """Embed every user turn in one batch and classify it."""
+        """Embed every user turn (and its clauses) in one batch and classify them."""
         from langchain_steer.agent.classifier import predict
 
-        texts = [_text(m) for m in messages if _is_user(m)]
-        if not texts:
+        turns = [_text(m) for m in messages if _is_user(m)]
+        if not turns:
             return []
         weights = self.weights
+        texts: list[str] = []
+        spans: list[tuple[int, range]] = []  # per turn: the row of the whole turn, the rows of its clauses
+        for turn in turns:
+            pieces = clauses(turn) if self.by_clause else []
+            spans.append((len(texts), range(len(texts) + 1, len(texts) + 1 + len(pieces))))
+            texts.extend([turn, *pieces])
         values, feedback, cleared = predict(weights, weights.features(texts))
         readings = []
-        for i in range(len(texts)):
+        for whole, parts in spans:
+            turn_values = {}
+            for j, name in enumerate(weights.dimensions):
+                candidates = [float(values[whole, j]), *(float(values[k, j]) for k in parts)]
+                turn_values[name] = max(candidates, key=abs)
             readings.append(
                 Reading(
-                    values={d: float(values[i, j]) for j, d in enumerate(weights.dimensions)},
+                    values=turn_values,
                     cleared=frozenset(
                         d
                         for j, d in enumerate(weights.dimensions)
-                        if cleared[i, j] > self.clear_threshold
+                        if cleared[whole, j] > self.clear_threshold
                     ),
-                    feedback=bool(feedback[i] > self.feedback_threshold),
+                    feedback=bool(feedback[whole] > self.feedback_threshold),
                 )
             )
         return readings

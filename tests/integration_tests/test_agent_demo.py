@@ -148,11 +148,11 @@ def test_llm_inferencer_on_the_steered_model_returns_valid_values(llm):
 
 
 def test_default_inferencer_on_the_development_set():
-    """Both bars are 90 % (see docs/agent.md); this guards the measured level against regressions."""
+    """The two bars of docs/agent.md: 90 % on expressed and on unexpressed dimensions."""
     result = evaluate_inferencer(load_conversations(DEV_SET))
     assert result["expressed"]["n"] > 500 and result["not_expressed"]["n"] > 1000
-    assert result["not_expressed"]["accuracy"] >= 0.93, result["not_expressed"]
-    assert result["expressed"]["accuracy"] >= 0.86, result["expressed"]
+    assert result["expressed"]["accuracy"] >= 0.90, result["expressed"]
+    assert result["not_expressed"]["accuracy"] >= 0.90, result["not_expressed"]
 
 
 def test_resume_answers_must_be_a_b_or_same(llm):

@@ -299,3 +299,15 @@ def test_langgraph_json_names_a_graph_that_compiles():
     graph = getattr(module, attribute)
     assert {"load", "learn", "respond"} <= set(graph.get_graph().nodes)
     assert graph.checkpointer is None  # the platform brings its own
+
+
+def test_turns_split_into_clauses_at_sentence_ends_and_but():
+    from langchain_steer.agent.inference import clauses
+
+    assert clauses("That's the famous one, right? I'd prefer somewhere locals go.") == [
+        "That's the famous one, right?",
+        "I'd prefer somewhere locals go.",
+    ]
+    assert clauses("Looks lovely but way too pricey for us") == ["Looks lovely", "way too pricey for us"]
+    assert clauses("Cheap eats please") == []
+    assert clauses("ok. thanks!") == []  # one-word pieces are not clauses
