@@ -227,8 +227,8 @@ async def test_cancelled_stream_releases_model_and_hooks(llm):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    # The abandoned stream is closed by the event loop's async-generator finaliser, which stops the
-    # generate thread and removes the hooks within a few loop iterations.
+    # The abandoned stream is closed by the event loop's async-generator finaliser, which cancels the
+    # row (it leaves the batch, whose hooks then go) within a few loop iterations.
     for _ in range(200):
         if hook_count(model) == 0:
             break
