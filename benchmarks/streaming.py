@@ -18,8 +18,7 @@ from typing import Any
 from _common import spread, summary, table, write_json
 from overhead import prompts
 
-from langchain_steer import SteeredChatModel, load_model
-from langchain_steer.scheduler import batcher_for
+from langchain_steer import SteeredChatModel
 
 FIVE = {"cost": 1.0, "ambiance": -1.0, "age": 1.0, "time": -1.0, "culture": 1.0}
 
@@ -55,9 +54,7 @@ def main() -> None:
     parser.add_argument("--json", help="output file (default: benchmarks/results/streaming.json)")
     args = parser.parse_args()
     llm = SteeredChatModel(model=args.model, max_tokens=64)
-    batcher = batcher_for(
-        load_model(args.model)[0]
-    )  # the one the chat model's default settings use
+    batcher = llm.batcher()
     text = prompts(1)[0]
 
     def idle() -> None:

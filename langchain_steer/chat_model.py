@@ -417,6 +417,13 @@ class SteeredChatModel(BaseChatModel):
         return strengths
 
     # -- generation ---------------------------------------------------------------------------------
+    def batcher(self) -> MicroBatcher:
+        """The micro-batcher this model's calls go through (loads the model); ``.stats`` counts its work.
+
+        Every instance with the same loaded model and batching settings shares it.
+        """
+        return self._batcher(self._load()[0])
+
     def _batcher(self, model: Any) -> MicroBatcher:
         return batcher_for(
             model,

@@ -41,13 +41,6 @@ def _chat_model(model: Any) -> Any:
     return model
 
 
-class _LazyInferencer:
-    """Defers creating the default inferencer until the first turn (compiling a graph stays instant)."""
-
-    def read(self, messages: Sequence[Any]) -> list[Any]:
-        return default_inferencer().read(messages)
-
-
 def build_preference_agent(
     model: Any = None,
     *,
@@ -98,7 +91,7 @@ def build_preference_agent(
     builder.add_node("respond", make_respond_node(llm, names, system_prompt))
     builder.add_edge(START, "load")
     if mode == "learn":
-        builder.add_node("learn", make_learn_node(inferencer or _LazyInferencer(), names))
+        builder.add_node("learn", make_learn_node(inferencer or default_inferencer(), names))
         builder.add_edge("load", "learn")
         builder.add_edge("learn", "respond")
     elif mode == "select":

@@ -11,7 +11,6 @@ import asyncio
 import pytest
 
 from langchain_steer import SteeredChatModel, load_dimension, load_model
-from langchain_steer.scheduler import batcher_for
 
 DIMENSIONS = ["cost", "ambiance", "age", "time", "culture"]
 PROMPTS = [p for name in DIMENSIONS for p in load_dimension(name).eval_prompts]
@@ -53,7 +52,7 @@ def test_batch_of_8_different_steerings_matches_solo(tokenizer):
     llm = SteeredChatModel(model="demo", max_tokens=32, batch_window_ms=6.0)
     batched = llm.batch([p for p, _ in calls], steering=[s for _, s in calls])
     assert [m.response_metadata["steering"] for m in batched] == [s for _, s in calls]
-    stats = batcher_for(load_model("demo")[0], window=0.006).stats
+    stats = llm.batcher().stats
     assert stats.largest_batch == 8  # one batched generation
     same_rows, same_tokens = _agreement([m.content for m in batched], _solo(calls, 32), tokenizer)
     assert same_rows >= 0.9 and same_tokens >= 0.95, (same_rows, same_tokens)
@@ -64,7 +63,7 @@ async def test_32_concurrent_ainvokes_match_their_solo_replies(tokenizer):
     llm = SteeredChatModel(model="demo", max_tokens=16, batch_window_ms=7.0)
     replies = await asyncio.gather(*(llm.ainvoke(p, steering=s) for p, s in calls))
     assert [r.response_metadata["steering"] for r in replies] == [s for _, s in calls]
-    stats = batcher_for(load_model("demo")[0], window=0.007).stats
+    stats = llm.batcher().stats
     assert stats.requests == 32 and stats.largest_batch == 8
     same_rows, same_tokens = _agreement([r.content for r in replies], _solo(calls, 16), tokenizer)
     assert same_rows >= 0.9 and same_tokens >= 0.95, (same_rows, same_tokens)

@@ -14,7 +14,7 @@ from tiny_models import tiny_model, tiny_tokenizer
 from langchain_steer import SteeredChatModel
 from langchain_steer.batching import GenerationRequest
 from langchain_steer.models import clear_model_cache, load_model
-from langchain_steer.scheduler import MicroBatcher, QueueFullError, batcher_for
+from langchain_steer.scheduler import MicroBatcher, QueueFullError
 
 STEERINGS = [
     {"cost": c / 4, "age": a / 2} for c in range(-4, 5, 2) for a in (-1, 0, 1)
@@ -60,14 +60,7 @@ def solo(tiny_path, vectors):
 
 
 def _stats(llm):
-    model, _ = load_model(llm.model)
-    return batcher_for(
-        model,
-        max_batch_size=llm.max_batch_size,
-        window=llm.batch_window_ms / 1000,
-        max_queue=llm.max_queue,
-        queue_full=llm.queue_full,
-    ).stats
+    return llm.batcher().stats
 
 
 def test_batch_of_8_steerings_is_one_batch_matching_solo(tiny_path, vectors, solo):
@@ -220,11 +213,9 @@ def test_exit_during_generation_is_clean(tiny_path, tmp_path):
             import sys, threading, time
             sys.path.insert(0, {str(Path(__file__).parent)!r})
             from langchain_steer import SteeredChatModel
-            from langchain_steer.scheduler import batcher_for
-            from langchain_steer.models import load_model
             llm = SteeredChatModel(model={tiny_path!r}, max_tokens=900)
             threading.Thread(target=lambda: llm.invoke("go"), daemon=True).start()
-            batcher = batcher_for(load_model({tiny_path!r})[0])
+            batcher = llm.batcher()
             while batcher.stats.steps < 5:
                 time.sleep(0.01)
             print("leaving", flush=True)
