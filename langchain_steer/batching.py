@@ -347,7 +347,9 @@ class BatchDecoder:
         width = max(old, new)
         # Left-pad both caches to one length: padded keys are masked out, so they add nothing.
         for mine, theirs in zip(self._cache.layers, cache.layers, strict=True):
-            mine.keys = torch.cat([_left_pad(mine.keys, width - old), _left_pad(theirs.keys, width - new)])
+            mine.keys = torch.cat(
+                [_left_pad(mine.keys, width - old), _left_pad(theirs.keys, width - new)]
+            )
             mine.values = torch.cat(
                 [_left_pad(mine.values, width - old), _left_pad(theirs.values, width - new)]
             )

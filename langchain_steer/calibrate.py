@@ -20,10 +20,40 @@ from langchain_steer.extract import Example, chunked, model_device, pad_right, r
 from langchain_steer.hooks import steer
 from langchain_steer.vectors import SteeringVector
 
-__all__ = ["calibrate_range", "response_nll"]
+__all__ = ["calibrate_range", "reply_token_nlls", "response_nll"]
 
 
 @torch.no_grad()
+def reply_token_nlls(
+    model: nn.Module,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    *,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> list[torch.Tensor]:
+    """Per-token negative log-likelihoods of each example's reply, given its prompt, under ``model``.
+
+    Returns:
+        One float64 CPU tensor per example, of the reply's length in tokens; empty for an empty reply.
+    """
+    device = model_device(model)
+    results: list[torch.Tensor] = [torch.zeros(0, dtype=torch.float64) for _ in examples]
+    rendered = [
+        (i, *render_example(tokenizer, e)) for i, e in enumerate(examples) if e.response.strip()
+    ]
+    batches = chunked(rendered, batch_size)
+    for batch in tqdm(batches, desc="perplexity", disable=not progress, leave=False):
+        ids, mask = pad_right(tokenizer, [r[1] for r in batch], device)
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
+        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+        token_lp = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        for row, (index, tokens, start) in enumerate(batch):
+            # Logit at position t predicts token t+1: reply tokens start..len-1 use logits start-1...
+            results[index] = -token_lp[row, start - 1 : len(tokens) - 1].double().cpu()
+    return results
+
+
 def response_nll(
     model: nn.Module,
     tokenizer: Any,
@@ -35,20 +65,9 @@ def response_nll(
 
     Call it inside :func:`~langchain_steer.hooks.steer` to score steered perplexity.
     """
-    device = model_device(model)
-    total, count = 0.0, 0
-    for batch in chunked([render_example(tokenizer, e) for e in examples], batch_size):
-        ids, mask = pad_right(tokenizer, [r[0] for r in batch], device)
-        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-        target = ids[:, 1:]
-        token_lp = logprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-        for i, (row, start) in enumerate(batch):
-            # Logit at position t predicts token t+1: reply tokens start..len-1 use logits start-1...
-            span = token_lp[i, start - 1 : len(row) - 1]
-            total -= float(span.sum())
-            count += span.numel()
-    return total / max(count, 1)
+    nlls = reply_token_nlls(model, tokenizer, examples, batch_size=batch_size)
+    count = sum(t.numel() for t in nlls)
+    return float(sum(float(t.sum()) for t in nlls)) / max(count, 1)
 
 
 def calibrate_range(

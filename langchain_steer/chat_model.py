@@ -342,7 +342,11 @@ class SteeredChatModel(BaseChatModel):
     @model_validator(mode="after")
     def _validate_batching(self) -> SteeredChatModel:
         window = self.batch_window_ms
-        if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0 <= window <= 1000:
+        if (
+            isinstance(window, bool)
+            or not isinstance(window, (int, float))
+            or not 0 <= window <= 1000
+        ):
             raise ValueError(f"batch_window_ms must be 0 to 1000, not {window!r}.")
         check_batching(self.max_batch_size, window / 1000, self.max_queue, self.queue_full)
         return self

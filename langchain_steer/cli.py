@@ -1,4 +1,4 @@
-"""The ``langchain-steer`` command line: ``extract``, ``chat``, ``demo`` and ``agent``.
+"""The ``langchain-steer`` command line: ``extract``, ``chat``, ``demo``, ``agent`` and ``eval``.
 
 A thin layer: it parses arguments, calls the library, and prints. It is the only module that prints
 or configures logging.
@@ -197,7 +197,172 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-AGENT_HELP = """commands: /set NAME=VALUE ... (set strengths), /prefs (show them), /quit (or Ctrl-D)"""
+def _eval_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, SteeringVector], list[str]]:
+    """Model, tokenizer, vectors and the dimensions to evaluate, with errors a user can act on."""
+    from langchain_steer.eval.report import require_matplotlib
+
+    if getattr(args, "plots", False):
+        try:
+            require_matplotlib()  # before minutes of generation, not after
+        except ImportError as error:
+            raise SystemExit(f"error: {error}") from None
+    vectors = _load_vectors(args.vectors, args.model)
+    names = list(vectors) if args.dimension == "all" else args.dimension.split(",")
+    for name in names:
+        if name not in vectors:
+            raise SystemExit(f"error: no vector for {name!r}; available: {', '.join(vectors)}")
+        if name not in DIMENSIONS and not args.examples:
+            raise SystemExit(
+                f"error: {name!r} is not a built-in dimension; pass --examples FILE (the extraction "
+                "JSON format) for its held-out pole replies and prompts"
+            )
+    model, tokenizer = load_model(args.model, device=args.device)
+    return model, tokenizer, vectors, names
+
+
+def _eval_data(args: argparse.Namespace, name: str) -> tuple[list[str], Any]:
+    """The prompts and pole corpus to evaluate ``name`` on: built-in data, or an examples file."""
+    from langchain_steer.eval.sweep import PoleCorpus
+
+    if args.examples:
+        raw = json.loads(Path(args.examples).read_text("utf-8"))
+        held = [p for p in raw["examples"] if p.get("split") == "test"] or raw["examples"]
+        corpus = PoleCorpus(tuple(p["negative"] for p in held), tuple(p["positive"] for p in held))
+        prompts = list(raw.get("eval_prompts") or [p["prompt"] for p in held])
+    else:
+        dimension = load_dimension(name)
+        corpus = PoleCorpus.from_dimension(name)
+        prompts = list(dimension.eval_prompts)
+    if args.prompts < 1:
+        raise SystemExit("error: --prompts must be at least 1")
+    # Evenly spaced picks keep the tasks (gifts, travel, food, recipes) balanced in a subset.
+    count = min(args.prompts, len(prompts))
+    picked = [prompts[(i * len(prompts)) // count] for i in range(count)]
+    return picked, corpus
+
+
+def _parse_floats(text: str, flag: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SystemExit(
+            f"error: {flag} takes comma-separated numbers, e.g. -1,-0.5,0,0.5,1"
+        ) from None
+
+
+def cmd_eval_sweep(args: argparse.Namespace) -> int:
+    """``langchain-steer eval sweep``: effect and fluency over a grid of strengths, with a report."""
+    from langchain_steer.eval.report import write_report
+    from langchain_steer.eval.sweep import run_sweep
+
+    strengths = _parse_floats(args.strengths, "--strengths")
+    model, tokenizer, vectors, names = _eval_inputs(args)
+    reference = load_model(args.reference, device=args.device) if args.reference else None
+    for name in names:
+        prompts, corpus = _eval_data(args, name)
+        try:
+            result = run_sweep(
+                model,
+                tokenizer,
+                vectors[name],
+                prompts=prompts,
+                corpus=corpus,
+                strengths=strengths,
+                max_new_tokens=args.max_tokens,
+                batch_size=args.batch_size,
+                reference=reference,
+            )
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from None
+        written = write_report(result, args.out, plots=args.plots)
+        low, high = result.at(min(result.strengths)), result.at(max(result.strengths))
+        print(
+            f"{name}: Spearman rho {result.spearman:+.3f} (means), {result.spearman_samples:+.3f} "
+            f"(replies); ppl ratio {low.ppl_ratio:.2f} at {low.strength:+g}, {high.ppl_ratio:.2f} at "
+            f"{high.strength:+g}; {result.settings['seconds']} s -> {written['markdown']}"
+        )
+    return 0
+
+
+def cmd_eval_calibrate(args: argparse.Namespace) -> int:
+    """``langchain-steer eval calibrate``: set functional_range from a sweep; write it back."""
+    from langchain_steer.eval.calibration import calibrate_vector
+    from langchain_steer.eval.report import write_report
+
+    if args.vectors is None:
+        raise SystemExit(
+            "error: eval calibrate writes the range back into the vector files: pass --vectors FILE "
+            "or FOLDER (copy the built-in ones first to recalibrate those)"
+        )
+    fractions = _parse_floats(args.fractions, "--fractions")
+    model, tokenizer, vectors, names = _eval_inputs(args)
+    source = Path(args.vectors)
+    for name in names:
+        prompts, corpus = _eval_data(args, name)
+        try:
+            outcome = calibrate_vector(
+                model,
+                tokenizer,
+                vectors[name],
+                prompts=prompts,
+                corpus=corpus,
+                fractions=fractions,
+                max_ratio=args.max_ppl_ratio,
+                tolerance=args.tolerance,
+                max_new_tokens=args.max_tokens,
+                batch_size=args.batch_size,
+            )
+        except ValueError as error:
+            raise SystemExit(f"error: {name}: {error}") from None
+        target = _vector_file(source, name)
+        outcome.vector.save(target)
+        if args.report:
+            write_report(outcome.sweep, args.report, plots=args.plots)
+        print(
+            f"{name}: functional_range {vectors[name].functional_range:g} -> "
+            f"{outcome.functional_range:g} ({outcome.functional_range / outcome.residual_norm:.3f} of "
+            f"the residual norm {outcome.residual_norm:.1f}) -> {target}"
+        )
+    return 0
+
+
+def _vector_file(source: Path, name: str) -> Path:
+    """The file a vector named ``name`` was loaded from (a file, or ``<folder>/<name>.safetensors``)."""
+    if source.is_file():
+        return source
+    for file in sorted(source.glob("*.safetensors")):
+        if (SteeringVector.load(file).name or file.stem) == name:
+            return file
+    return source / f"{name}.safetensors"
+
+
+def cmd_eval_diagnose(args: argparse.Namespace) -> int:
+    """``langchain-steer eval diagnose``: probe accuracy per layer, cosines, relative norms."""
+    from langchain_steer.eval.diagnostics import diagnose
+    from langchain_steer.eval.report import write_diagnostics
+
+    args.dimension = "all"
+    model, tokenizer, vectors, _ = _eval_inputs(args)
+    prompts = sorted(
+        {p for name in vectors if name in DIMENSIONS for p in load_dimension(name).eval_prompts}
+    )
+    examples = (
+        {name: load_dimension(name).examples("train") for name in vectors if name in DIMENSIONS}
+        if args.recompute
+        else None
+    )
+    try:
+        result = diagnose(model, tokenizer, vectors, prompts or ["Hello!"], examples=examples)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    written = write_diagnostics(result, args.out, plots=args.plots)
+    print(written["markdown"].read_text("utf-8"))
+    return 0
+
+
+AGENT_HELP = (
+    """commands: /set NAME=VALUE ... (set strengths), /prefs (show them), /quit (or Ctrl-D)"""
+)
 
 
 def _show_preferences(preferences: dict[str, float]) -> str:
@@ -365,13 +530,76 @@ def build_parser() -> argparse.ArgumentParser:
     common(agent)
     agent.add_argument("--user", default="me", help="whose preferences to use and remember")
     agent.add_argument("--mode", choices=["learn", "select", "calibrate"], default="learn")
-    agent.add_argument("--db", help="SQLite file for threads and preferences (default: in the cache)")
+    agent.add_argument(
+        "--db", help="SQLite file for threads and preferences (default: in the cache)"
+    )
     agent.add_argument("--thread", help="resume this conversation (default: a new one)")
-    agent.add_argument("--dimensions", help="comma-separated subset (calibrate: the ones to calibrate)")
-    agent.add_argument("--rounds", type=int, default=3, help="calibration questions per dimension (2-4)")
+    agent.add_argument(
+        "--dimensions", help="comma-separated subset (calibrate: the ones to calibrate)"
+    )
+    agent.add_argument(
+        "--rounds", type=int, default=3, help="calibration questions per dimension (2-4)"
+    )
     agent.add_argument("--vectors", help="a folder of vector files (default: built-in)")
     agent.add_argument("--max-tokens", type=int, default=160)
     agent.set_defaults(func=cmd_agent)
+
+    evaluate = sub.add_parser("eval", help="measure steering: sweeps, calibration, diagnostics")
+    eval_sub = evaluate.add_subparsers(dest="eval_command", required=True)
+
+    def eval_common(p: argparse.ArgumentParser, prompts: int, max_tokens: int) -> None:
+        common(p)
+        p.add_argument("--vectors", help="a vector file or a folder of them (default: built-in)")
+        p.add_argument(
+            "--examples", help="data file (extraction JSON format) for a custom dimension"
+        )
+        p.add_argument("--prompts", type=int, default=prompts, help="how many eval prompts to use")
+        p.add_argument("--max-tokens", type=int, default=max_tokens, help="reply length")
+        p.add_argument("--batch-size", type=int, default=16, help="replies per batched generate")
+        p.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG plots")
+
+    sweep = eval_sub.add_parser(
+        "sweep", help="effect and fluency against strength: JSON, markdown report, PNG plots"
+    )
+    eval_common(sweep, prompts=20, max_tokens=48)
+    sweep.add_argument("--dimension", required=True, help="a dimension, a comma list, or 'all'")
+    sweep.add_argument(
+        "--strengths", default="-1,-0.75,-0.5,-0.25,0,0.25,0.5,0.75,1", help="comma list with 0"
+    )
+    sweep.add_argument("--reference", help="an independent model to score perplexity with too")
+    sweep.add_argument("--out", default="eval-results", help="report folder")
+    sweep.set_defaults(func=cmd_eval_sweep)
+
+    calibrate = eval_sub.add_parser(
+        "calibrate",
+        help="set each vector's functional_range from a sweep over norms; write it back",
+    )
+    eval_common(calibrate, prompts=12, max_tokens=40)
+    calibrate.add_argument("--dimension", default="all", help="a dimension, a comma list, or 'all'")
+    calibrate.add_argument("--max-ppl-ratio", type=float, default=1.5)
+    calibrate.add_argument(
+        "--tolerance", type=float, default=0.0, help="allowed dip of the mean effect between norms"
+    )
+    calibrate.add_argument(
+        "--fractions",
+        default="0.01,0.02,0.03,0.04,0.05,0.06,0.07,0.08",
+        help="grid norms as fractions of the residual norm",
+    )
+    calibrate.add_argument("--report", help="also write the norm sweep's report to this folder")
+    calibrate.set_defaults(func=cmd_eval_calibrate)
+
+    diagnostics = eval_sub.add_parser(
+        "diagnose", help="probe accuracy per layer, cosine between dimensions, relative norms"
+    )
+    common(diagnostics)
+    diagnostics.add_argument("--vectors", help="a folder of vector files (default: built-in)")
+    diagnostics.add_argument("--examples", help=argparse.SUPPRESS)
+    diagnostics.add_argument(
+        "--recompute", action="store_true", help="recompute probe accuracies from the built-in data"
+    )
+    diagnostics.add_argument("--out", default="eval-results", help="report folder")
+    diagnostics.add_argument("--no-plots", dest="plots", action="store_false")
+    diagnostics.set_defaults(func=cmd_eval_diagnose)
     return parser
 
 

@@ -165,7 +165,11 @@ class MicroBatcher:
                 raise RuntimeError("This micro-batcher has been closed.")
             while len(self._waiting) >= self.max_queue:
                 remaining = None if deadline is None else deadline - time.monotonic()
-                if self.queue_full == "error" or not block or (remaining is not None and remaining <= 0):
+                if (
+                    self.queue_full == "error"
+                    or not block
+                    or (remaining is not None and remaining <= 0)
+                ):
                     raise QueueFullError(
                         f"{len(self._waiting)} requests are already waiting for this model "
                         f"(max_queue={self.max_queue}); try again later or raise max_queue."
@@ -191,7 +195,9 @@ class MicroBatcher:
             except QueueFullError:
                 if self.queue_full == "error":
                     raise
-            await asyncio.sleep(0.01)  # polling keeps the wait cancellable and off the worker's lock
+            await asyncio.sleep(
+                0.01
+            )  # polling keeps the wait cancellable and off the worker's lock
 
     @contextmanager
     def hold(self, count: int, timeout: float = 1.0) -> Iterator[None]:
@@ -305,18 +311,24 @@ def check_batching(max_batch_size: Any, window: Any, max_queue: Any, queue_full:
     Raises:
         ValueError: a setting out of range or of the wrong type.
     """
-    if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or not (
-        1 <= max_batch_size <= MAX_BATCH_SIZE_LIMIT
+    if (
+        isinstance(max_batch_size, bool)
+        or not isinstance(max_batch_size, int)
+        or not (1 <= max_batch_size <= MAX_BATCH_SIZE_LIMIT)
     ):
         raise ValueError(
             f"max_batch_size must be an integer from 1 to {MAX_BATCH_SIZE_LIMIT}, not {max_batch_size!r}."
         )
     if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0 <= window <= 1:
         raise ValueError(f"The batching window must be 0 to 1 second, not {window!r}.")
-    if isinstance(max_queue, bool) or not isinstance(max_queue, int) or not (
-        1 <= max_queue <= MAX_QUEUE_LIMIT
+    if (
+        isinstance(max_queue, bool)
+        or not isinstance(max_queue, int)
+        or not (1 <= max_queue <= MAX_QUEUE_LIMIT)
     ):
-        raise ValueError(f"max_queue must be an integer from 1 to {MAX_QUEUE_LIMIT}, not {max_queue!r}.")
+        raise ValueError(
+            f"max_queue must be an integer from 1 to {MAX_QUEUE_LIMIT}, not {max_queue!r}."
+        )
     if queue_full not in ("wait", "error"):
         raise ValueError(f"queue_full must be 'wait' or 'error', not {queue_full!r}.")
 

@@ -185,7 +185,9 @@ class EmbeddingInferencer:
             return []
         weights = self.weights
         texts: list[str] = []
-        spans: list[tuple[int, range]] = []  # per turn: the row of the whole turn, the rows of its clauses
+        spans: list[
+            tuple[int, range]
+        ] = []  # per turn: the row of the whole turn, the rows of its clauses
         for turn in turns:
             pieces = clauses(turn) if self.by_clause else []
             spans.append((len(texts), range(len(texts) + 1, len(texts) + 1 + len(pieces))))

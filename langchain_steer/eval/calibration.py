@@ -1,0 +1,174 @@
+"""Set a vector's functional range from a sweep of generated text: the runner behind ``eval calibrate``.
+
+The functional range is the residual-stream norm that strength ±1 adds. It is chosen as **the largest norm
+α on a grid such that, for every grid norm up to α (on both signs):**
+
+1. the perplexity ratio of the steered replies to the unsteered replies (under the unsteered model) stays
+   at or below ``max_ratio`` (1.5 by default), and
+2. the mean effect is still monotone: it never falls, by more than ``tolerance``, from one grid point to
+   the next in the window ``[−α, α]``.
+
+The grid is a set of fractions of the typical residual-stream norm at the vector's layers, measured on the
+same prompts (:func:`langchain_steer.eval.diagnostics.residual_norms`), so the same defaults suit models whose
+activations differ in scale by orders of magnitude.
+
+This replaces an earlier, cheaper estimate (:func:`langchain_steer.calibrate.calibrate_range`, which scores
+fixed held-out replies under the steered model) by the quantity users see: the text the steered model writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_steer.eval.diagnostics import residual_norms
+from langchain_steer.eval.sweep import PoleCorpus, SweepResult, run_sweep
+from langchain_steer.vectors import SteeringVector
+
+__all__ = ["DEFAULT_FRACTIONS", "CalibrationResult", "calibrate_vector", "choose_range"]
+
+DEFAULT_FRACTIONS: tuple[float, ...] = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08)
+"""Candidate norms, as fractions of the median residual norm at the vector's layers."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibrationResult:
+    """What :func:`calibrate_vector` decided, and why.
+
+    Attributes:
+        vector: the input vector with the new ``functional_range`` and ``extra["calibration"]``.
+        functional_range: the chosen norm α.
+        residual_norm: the median residual norm the grid was scaled by.
+        checks: per grid norm: ``norm``, ``ppl_ratio`` (the worse sign), ``monotone``, ``passed``.
+        sweep: the sweep over norms the choice was made from.
+    """
+
+    vector: SteeringVector
+    functional_range: float
+    residual_norm: float
+    checks: list[dict[str, Any]]
+    sweep: SweepResult
+
+
+def choose_range(
+    result: SweepResult, *, max_ratio: float = 1.5, tolerance: float = 0.0
+) -> tuple[float, list[dict[str, Any]]]:
+    """Pick the functional range from a sweep over norms (``scale="norm"``).
+
+    Returns:
+        ``(alpha, checks)``: the largest passing norm and the check at every norm (see the module doc).
+
+    Raises:
+        ValueError: the sweep is not over norms, has no ± pairs, or not even the smallest norm passes (the
+            message gives the numbers; sweep a finer grid, or loosen ``max_ratio``).
+    """
+    if result.scale != "norm":
+        raise ValueError("choose_range needs a sweep over norms (run_sweep(..., scale='norm')).")
+    if not max_ratio > 1 or not tolerance >= 0:
+        raise ValueError(
+            f"max_ratio must be > 1 and tolerance >= 0, not {max_ratio} and {tolerance}."
+        )
+    present = set(result.strengths)
+    magnitudes = sorted(m for m in present if m > 0 and -m in present)
+    if not magnitudes:
+        raise ValueError("The sweep has no pair of opposite norms (±α) to calibrate from.")
+    checks: list[dict[str, Any]] = []
+    best = 0.0
+    failed = False
+    for m in magnitudes:
+        ratio = max(result.at(m).ppl_ratio, result.at(-m).ppl_ratio)
+        window = [s.effect for s in result.summaries if abs(s.strength) <= m + 1e-9]
+        monotone = all(b >= a - tolerance for a, b in zip(window, window[1:], strict=False))
+        passed = ratio <= max_ratio and monotone and not failed and math.isfinite(ratio)
+        checks.append(
+            {"norm": m, "ppl_ratio": round(ratio, 4), "monotone": monotone, "passed": passed}
+        )
+        if passed:
+            best = m
+        else:
+            failed = True  # the range must be contiguous from 0
+    if best == 0.0:
+        first = checks[0]
+        raise ValueError(
+            f"No norm on the grid qualifies: at the smallest, {first['norm']:.3g}, the ppl ratio is "
+            f"{first['ppl_ratio']:.3g} (limit {max_ratio:g}) and the effect is "
+            f"{'monotone' if first['monotone'] else 'not monotone'}. Sweep smaller norms."
+        )
+    return best, checks
+
+
+def calibrate_vector(
+    model: Any,
+    tokenizer: Any,
+    vector: SteeringVector,
+    *,
+    prompts: Sequence[str],
+    corpus: PoleCorpus,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    max_ratio: float = 1.5,
+    tolerance: float = 0.0,
+    max_new_tokens: int = 40,
+    batch_size: int = 16,
+    progress: bool = True,
+    layer_path: str | None = None,
+) -> CalibrationResult:
+    """Sweep norms ``±fraction × residual norm`` and set the vector's functional range from the result.
+
+    Args:
+        model: the causal LM the vector was made for.
+        tokenizer: its tokenizer.
+        vector: the vector to calibrate (its current range is ignored).
+        prompts: neutral requests to generate from.
+        corpus: the pole corpora the effect is measured against.
+        fractions: grid norms as fractions of the median residual norm, each in (0, 1].
+        max_ratio: the perplexity ratio a norm may reach.
+        tolerance: how far the mean effect may dip between neighbouring grid points and still count as
+            monotone.
+        max_new_tokens: reply length.
+        batch_size: rows per batched ``generate``.
+        progress: show progress bars.
+        layer_path: explicit path to the decoder blocks.
+
+    Returns:
+        A :class:`CalibrationResult`; save ``result.vector`` to write the range back.
+
+    Raises:
+        ValueError: a bad grid, or no grid norm qualifies.
+    """
+    if not fractions or not all(0 < f <= 1 for f in fractions):
+        raise ValueError(f"fractions must be in (0, 1]; got {list(fractions)}.")
+    norms = residual_norms(model, tokenizer, prompts, layer_path=layer_path)
+    scale = sorted(norms[layer] for layer in vector.layers)[len(vector.layers) // 2]
+    magnitudes = [round(f * scale, 4) for f in fractions]
+    grid = sorted({0.0, *magnitudes, *(-m for m in magnitudes)})
+    sweep = run_sweep(
+        model,
+        tokenizer,
+        vector,
+        prompts=prompts,
+        corpus=corpus,
+        strengths=grid,
+        scale="norm",
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    alpha, checks = choose_range(sweep, max_ratio=max_ratio, tolerance=tolerance)
+    details = {
+        "method": "generation sweep",
+        "max_ratio": max_ratio,
+        "tolerance": tolerance,
+        "residual_norm": round(scale, 3),
+        "prompts": len(prompts),
+        "max_new_tokens": max_new_tokens,
+        "checks": checks,
+        "spearman": sweep.spearman if math.isfinite(sweep.spearman) else None,
+    }
+    calibrated = dataclasses.replace(
+        vector,
+        functional_range=round(alpha, 4),
+        extra={**vector.extra, "calibration": details},
+    )
+    return CalibrationResult(calibrated, alpha, scale, checks, sweep)

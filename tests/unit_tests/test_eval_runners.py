@@ -1,0 +1,273 @@
+"""Sweep, calibration, diagnostics and reports on a tiny random model (real MiniLM embeddings).
+
+The tiny model writes gibberish, so these tests check the mechanics (shapes, statistics, files, errors);
+the behaviour on the demo model is tested in ``tests/integration_tests/test_eval_demo.py``.
+"""
+
+import json
+import math
+
+import pytest
+import torch
+from helpers import hook_count, random_vector
+
+from langchain_steer.cli import main
+from langchain_steer.eval.calibration import choose_range
+from langchain_steer.eval.diagnostics import cosine_matrix, diagnose, residual_norms
+from langchain_steer.eval.report import write_diagnostics, write_report
+from langchain_steer.eval.sweep import (
+    Generation,
+    PoleCorpus,
+    StrengthSummary,
+    SweepResult,
+    generate_and_score,
+    run_sweep,
+    summarise,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CORPUS = PoleCorpus(
+    ("A cheap picnic in the park.", "Thrift-store finds under ten dollars."),
+    ("A Michelin-starred tasting menu.", "A private suite with champagne."),
+)
+
+
+def _generation(strength, effect, nll, tokens=5):
+    return Generation(
+        prompt="p",
+        strengths={"cost": strength} if strength else {},
+        text="x",
+        tokens=tokens,
+        effects={"cost": effect},
+        nll=nll,
+    )
+
+
+def test_summarise_computes_ratios_pne_and_intervals():
+    samples = [
+        _generation(0.0, 0.0, math.log(2.0)),
+        _generation(0.0, 0.2, math.log(2.0)),
+        _generation(1.0, 0.3, math.log(3.0)),
+        _generation(1.0, 0.5, math.log(3.0)),
+        _generation(-1.0, -0.1, None, tokens=0),
+        _generation(-1.0, -0.3, math.log(2.0)),
+    ]
+    low, zero, high = summarise(samples, "cost")
+    assert [s.strength for s in (low, zero, high)] == [-1.0, 0.0, 1.0]
+    assert zero.ppl == pytest.approx(2.0) and high.ppl == pytest.approx(3.0)
+    assert high.ppl_ratio == pytest.approx(1.5)
+    assert high.effect == pytest.approx(0.4)
+    assert high.pne == pytest.approx((0.4 - 0.1) / 1.5)
+    assert high.effect_ci[0] <= high.effect <= high.effect_ci[1]
+    assert low.empty == 1 and low.n == 2 and low.ppl == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="strength 0"):
+        summarise(samples[2:], "cost")
+
+
+def _norm_sweep(points):
+    """A SweepResult over norms from ``{norm: (effect, ppl_ratio)}``."""
+    summaries = [
+        StrengthSummary(
+            strength=s,
+            n=4,
+            empty=0,
+            effect=e,
+            effect_ci=(e, e),
+            ppl=2.0 * r,
+            ppl_ci=(2.0 * r, 2.0 * r),
+            ppl_ratio=r,
+            pne=0.0,
+            mean_tokens=10.0,
+        )
+        for s, (e, r) in sorted(points.items())
+    ]
+    return SweepResult("cost", ("budget", "luxury"), "m", {}, "norm", summaries, 1.0, 1.0, [], {})
+
+
+def test_choose_range_takes_the_largest_contiguous_passing_norm():
+    points = {0.0: (0.0, 1.0)}
+    for norm, effect, ratio in [(1, 0.1, 1.1), (2, 0.2, 1.3), (3, 0.3, 1.6), (4, 0.4, 1.2)]:
+        points[norm] = (effect, ratio)
+        points[-norm] = (-effect, ratio)
+    alpha, checks = choose_range(_norm_sweep(points))
+    # 4 would pass on its own, but the range must be contiguous from 0: 3 breaks the ppl limit.
+    assert alpha == 2
+    assert [c["passed"] for c in checks] == [True, True, False, False]
+    assert choose_range(_norm_sweep(points), max_ratio=1.7)[0] == 4
+
+
+def test_choose_range_stops_where_the_effect_turns():
+    points = {0.0: (0.0, 1.0), 1: (0.1, 1.0), -1: (-0.1, 1.0), 2: (0.05, 1.0), -2: (-0.2, 1.0)}
+    alpha, checks = choose_range(_norm_sweep(points))
+    assert alpha == 1 and checks[1]["monotone"] is False
+    assert choose_range(_norm_sweep(points), tolerance=0.06)[0] == 2
+
+
+def test_choose_range_errors():
+    points = {0.0: (0.0, 1.0), 1: (0.1, 2.0), -1: (-0.1, 2.0)}
+    with pytest.raises(ValueError, match="No norm on the grid qualifies"):
+        choose_range(_norm_sweep(points))
+    with pytest.raises(ValueError, match="opposite"):
+        choose_range(_norm_sweep({0.0: (0.0, 1.0), 1: (0.1, 1.0)}))
+    strength_sweep = _norm_sweep(points)
+    with pytest.raises(ValueError, match="over norms"):
+        choose_range(SweepResult(**{**strength_sweep.__dict__, "scale": "strength"}))
+
+
+def test_run_sweep_on_a_tiny_model_round_trips_through_json(llama, tokenizer, tmp_path):
+    vector = random_vector(llama, functional_range=8.0)
+    result = run_sweep(
+        llama,
+        tokenizer,
+        vector,
+        prompts=["Gift ideas?", "Where to eat tonight?"],
+        corpus=CORPUS,
+        strengths=[-1, 0, 1],
+        max_new_tokens=6,
+        batch_size=4,
+        resamples=50,
+        progress=False,
+    )
+    assert hook_count(llama) == 0
+    assert result.strengths == [-1.0, 0.0, 1.0]
+    assert [s.n for s in result.summaries] == [2, 2, 2]
+    assert result.at(0.0).ppl_ratio == pytest.approx(1.0)
+    assert len(result.samples) == 6 and all(-2 <= g.effects["cost"] <= 2 for g in result.samples)
+    # Steering changed the replies: a random vector at norm 8 moves a tiny model's greedy tokens.
+    by_strength = {
+        s: [g.text for g in result.samples if g.strengths.get("cost", 0.0) == s] for s in (-1, 0, 1)
+    }
+    assert by_strength[1] != by_strength[0] or by_strength[-1] != by_strength[0]
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["schema"] == "langchain-steer/sweep@1"
+    again = SweepResult.from_dict(data)
+    assert again.summaries == result.summaries and again.samples == result.samples
+
+
+def test_norm_sweep_reports_absolute_norms(llama, tokenizer):
+    vector = random_vector(llama, functional_range=1.0)
+    result = run_sweep(
+        llama,
+        tokenizer,
+        vector,
+        prompts=["Hi"],
+        corpus=CORPUS,
+        strengths=[-12.0, 0.0, 6.0, 12.0],
+        scale="norm",
+        max_new_tokens=4,
+        resamples=20,
+        progress=False,
+    )
+    assert result.strengths == [-12.0, 0.0, 6.0, 12.0]
+    assert sorted(g.strengths.get("cost", 0.0) for g in result.samples) == [-12.0, 0.0, 6.0, 12.0]
+    # The norm 6 row equals a strength-0.5 row of the same vector scaled to range 12.
+    scaled = random_vector(llama, functional_range=12.0)
+    [row] = generate_and_score(
+        llama,
+        tokenizer,
+        {"cost": scaled},
+        [("Hi", {"cost": 0.5})],
+        {"cost": CORPUS},
+        max_new_tokens=4,
+        progress=False,
+    )
+    assert row.text == next(g.text for g in result.samples if g.strengths.get("cost") == 6.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"strengths": [-1, 1]}, "0 and at least one"),
+        ({"strengths": [0, 3]}, "within"),
+        ({"prompts": []}, "at least one prompt"),
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"batch_size": 1000}, "batch_size"),
+    ],
+)
+def test_run_sweep_rejects_bad_settings(llama, tokenizer, kwargs, message):
+    settings = {
+        "prompts": ["Hi"],
+        "corpus": CORPUS,
+        "strengths": [0, 1],
+        "progress": False,
+        **kwargs,
+    }
+    with pytest.raises(ValueError, match=message):
+        run_sweep(llama, tokenizer, random_vector(llama), **settings)
+
+
+def test_pole_corpus_from_a_builtin_dimension_is_the_held_out_split():
+    corpus = PoleCorpus.from_dimension("cost")
+    assert len(corpus.negative) == len(corpus.positive) == 20
+    with pytest.raises(ValueError, match="at least one text"):
+        PoleCorpus((), ("x",))
+
+
+def test_reports_write_json_markdown_and_valid_pngs(llama, tokenizer, tmp_path):
+    result = run_sweep(
+        llama,
+        tokenizer,
+        random_vector(llama),
+        prompts=["Hi", "Gift?"],
+        corpus=CORPUS,
+        strengths=[-1, 0, 1],
+        max_new_tokens=4,
+        resamples=20,
+        progress=False,
+    )
+    written = write_report(result, tmp_path)
+    assert set(written) == {"json", "markdown", "effect", "ppl"}
+    for kind in ("effect", "ppl"):
+        assert written[kind].read_bytes()[:8] == PNG_SIGNATURE
+    from matplotlib.image import imread
+
+    assert imread(written["effect"]).shape[2] in (3, 4)
+    markdown = written["markdown"].read_text()
+    assert "Spearman" in markdown and "cost_effect.png" in markdown
+    assert json.loads(written["json"].read_text())["dimension"] == "cost"
+
+
+def test_diagnostics_on_a_tiny_model(llama, tokenizer, tmp_path):
+    a = random_vector(llama, name="cost", layers=(0, 1), seed=1)
+    b = random_vector(llama, name="age", layers=(1, 2), seed=2)
+    names, matrix = cosine_matrix({"cost": a, "age": b, "cost2": a})
+    assert matrix[0][0] == pytest.approx(1.0) and matrix[0][2] == pytest.approx(1.0)
+    cos = torch.nn.functional.cosine_similarity(a.directions[1], b.directions[1], dim=0)
+    assert matrix[0][1] == pytest.approx(float(cos), abs=1e-4)
+    norms = residual_norms(llama, tokenizer, ["Hello there", "Gift ideas?"])
+    assert sorted(norms) == [0, 1, 2] and all(v > 0 for v in norms.values())
+    assert hook_count(llama) == 0
+    with pytest.raises(ValueError, match="probe accuracies"):
+        diagnose(llama, tokenizer, {"cost": a}, ["Hi"])
+    recorded = random_vector(llama, name="cost", layers=(0, 1), seed=1)
+    recorded = type(recorded)(
+        recorded.directions,
+        name="cost",
+        functional_range=2.0,
+        extra={"probe_accuracy": {"0": 0.5, "1": 0.9, "2": 0.7}},
+    )
+    result = diagnose(llama, tokenizer, {"cost": recorded}, ["Hi"])
+    assert result.probe_accuracy["cost"] == [0.5, 0.9, 0.7]
+    assert result.relative_norm["cost"][0] == pytest.approx(2.0 / result.residual_norm[0])
+    written = write_diagnostics(result, tmp_path)
+    assert written["probe_accuracy"].read_bytes()[:8] == PNG_SIGNATURE
+    assert written["cosine"].read_bytes()[:8] == PNG_SIGNATURE
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["eval", "calibrate", "--dimension", "cost"], "--vectors"),
+        (["eval", "sweep", "--dimension", "cost", "--strengths", "a,b"], "comma-separated"),
+        (["eval", "sweep", "--dimension", "nope"], "no vector for 'nope'"),
+    ],
+)
+def test_eval_cli_errors_before_loading_a_model(argv, message, capsys):
+    with pytest.raises(SystemExit, match=message):
+        main(argv)
+
+
+def test_eval_cli_needs_examples_for_a_custom_dimension(tmp_path, llama):
+    random_vector(llama, name="spice").save(tmp_path / "spice.safetensors")
+    with pytest.raises(SystemExit, match="--examples"):
+        main(["eval", "sweep", "--dimension", "spice", "--vectors", str(tmp_path)])
