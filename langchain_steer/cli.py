@@ -220,19 +220,28 @@ def _eval_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Steering
     return model, tokenizer, vectors, names
 
 
-def _eval_data(args: argparse.Namespace, name: str) -> tuple[list[str], Any]:
-    """The prompts and pole corpus to evaluate ``name`` on: built-in data, or an examples file."""
+def _eval_data(
+    args: argparse.Namespace, name: str, *, calibration: bool = False
+) -> tuple[list[str], Any]:
+    """The prompts and pole corpus to evaluate ``name`` on: built-in data, or an examples file.
+
+    Sweeps use the neutral ``eval_prompts``; calibration uses the prompts of the held-out ``test`` pairs, so
+    that a range chosen on one set of prompts is then measured on another.
+    """
     from langchain_steer.eval.sweep import PoleCorpus
 
     if args.examples:
         raw = json.loads(Path(args.examples).read_text("utf-8"))
         held = [p for p in raw["examples"] if p.get("split") == "test"] or raw["examples"]
         corpus = PoleCorpus(tuple(p["negative"] for p in held), tuple(p["positive"] for p in held))
-        prompts = list(raw.get("eval_prompts") or [p["prompt"] for p in held])
+        held_prompts = [p["prompt"] for p in held]
+        eval_prompts = list(raw.get("eval_prompts") or held_prompts)
     else:
         dimension = load_dimension(name)
         corpus = PoleCorpus.from_dimension(name)
-        prompts = list(dimension.eval_prompts)
+        held_prompts = [e.prompt for e in dimension.examples("test")[0]]
+        eval_prompts = list(dimension.eval_prompts)
+    prompts = held_prompts if calibration else eval_prompts
     if args.prompts < 1:
         raise SystemExit("error: --prompts must be at least 1")
     # Evenly spaced picks keep the tasks (gifts, travel, food, recipes) balanced in a subset.
@@ -298,7 +307,7 @@ def cmd_eval_calibrate(args: argparse.Namespace) -> int:
     model, tokenizer, vectors, names = _eval_inputs(args)
     source = Path(args.vectors)
     for name in names:
-        prompts, corpus = _eval_data(args, name)
+        prompts, corpus = _eval_data(args, name, calibration=True)
         try:
             outcome = calibrate_vector(
                 model,
@@ -574,11 +583,15 @@ def build_parser() -> argparse.ArgumentParser:
         "calibrate",
         help="set each vector's functional_range from a sweep over norms; write it back",
     )
-    eval_common(calibrate, prompts=12, max_tokens=40)
+    eval_common(calibrate, prompts=20, max_tokens=40)  # prompts of the held-out pairs
     calibrate.add_argument("--dimension", default="all", help="a dimension, a comma list, or 'all'")
     calibrate.add_argument("--max-ppl-ratio", type=float, default=1.5)
     calibrate.add_argument(
-        "--tolerance", type=float, default=0.0, help="allowed dip of the mean effect between norms"
+        "--tolerance",
+        type=float,
+        default=None,
+        help="a dip of the mean effect between neighbouring norms this small still counts as monotone "
+        "(default: the sampling noise, from the bootstrap intervals)",
     )
     calibrate.add_argument(
         "--fractions",

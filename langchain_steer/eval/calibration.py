@@ -5,8 +5,10 @@ The functional range is the residual-stream norm that strength ±1 adds. It is c
 
 1. the perplexity ratio of the steered replies to the unsteered replies (under the unsteered model) stays
    at or below ``max_ratio`` (1.5 by default), and
-2. the mean effect is still monotone: it never falls, by more than ``tolerance``, from one grid point to
-   the next in the window ``[−α, α]``.
+2. the mean effect is still monotone: in the window ``[−α, α]`` it never falls from one grid point to the
+   next by more than the sampling noise. By default the allowed dip is the mean of the two points' 95 %
+   bootstrap half-widths, so a dip counts only when it leaves both intervals' typical reach; pass a number
+   as ``tolerance`` for a fixed allowance instead.
 
 The grid is a set of fractions of the typical residual-stream norm at the vector's layers, measured on the
 same prompts (:func:`langchain_steer.eval.diagnostics.residual_norms`), so the same defaults suit models whose
@@ -24,13 +26,26 @@ from collections.abc import Sequence
 from typing import Any
 
 from langchain_steer.eval.diagnostics import residual_norms
-from langchain_steer.eval.sweep import PoleCorpus, SweepResult, run_sweep
+from langchain_steer.eval.sweep import PoleCorpus, StrengthSummary, SweepResult, run_sweep
 from langchain_steer.vectors import SteeringVector
 
-__all__ = ["DEFAULT_FRACTIONS", "CalibrationResult", "calibrate_vector", "choose_range"]
+__all__ = [
+    "DEFAULT_FRACTIONS",
+    "DEFAULT_TOLERANCE",
+    "CalibrationResult",
+    "calibrate_vector",
+    "choose_range",
+]
 
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08)
 """Candidate norms, as fractions of the median residual norm at the vector's layers."""
+
+DEFAULT_TOLERANCE: float | None = None
+"""``None``: a dip counts as a turn only when larger than the two points' mean 95 % half-width (see above).
+
+Why not 0: with 12 to 20 prompts the 95 % intervals of a mean effect on the demo model are ±0.01 to ±0.04
+wide, and a strict rule stopped `age` at the first grid point over a dip of 0.011 inside an otherwise
+monotone sweep (ρ = 0.99)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +67,14 @@ class CalibrationResult:
     sweep: SweepResult
 
 
+def _allowed_dip(a: StrengthSummary, b: StrengthSummary, tolerance: float | None) -> float:
+    if tolerance is not None:
+        return tolerance
+    return ((a.effect_ci[1] - a.effect_ci[0]) + (b.effect_ci[1] - b.effect_ci[0])) / 4
+
+
 def choose_range(
-    result: SweepResult, *, max_ratio: float = 1.5, tolerance: float = 0.0
+    result: SweepResult, *, max_ratio: float = 1.5, tolerance: float | None = DEFAULT_TOLERANCE
 ) -> tuple[float, list[dict[str, Any]]]:
     """Pick the functional range from a sweep over norms (``scale="norm"``).
 
@@ -66,7 +87,7 @@ def choose_range(
     """
     if result.scale != "norm":
         raise ValueError("choose_range needs a sweep over norms (run_sweep(..., scale='norm')).")
-    if not max_ratio > 1 or not tolerance >= 0:
+    if not max_ratio > 1 or (tolerance is not None and not tolerance >= 0):
         raise ValueError(
             f"max_ratio must be > 1 and tolerance >= 0, not {max_ratio} and {tolerance}."
         )
@@ -79,8 +100,11 @@ def choose_range(
     failed = False
     for m in magnitudes:
         ratio = max(result.at(m).ppl_ratio, result.at(-m).ppl_ratio)
-        window = [s.effect for s in result.summaries if abs(s.strength) <= m + 1e-9]
-        monotone = all(b >= a - tolerance for a, b in zip(window, window[1:], strict=False))
+        window = [s for s in result.summaries if abs(s.strength) <= m + 1e-9]
+        monotone = all(
+            b.effect >= a.effect - _allowed_dip(a, b, tolerance)
+            for a, b in zip(window, window[1:], strict=False)
+        )
         passed = ratio <= max_ratio and monotone and not failed and math.isfinite(ratio)
         checks.append(
             {"norm": m, "ppl_ratio": round(ratio, 4), "monotone": monotone, "passed": passed}
@@ -108,7 +132,7 @@ def calibrate_vector(
     corpus: PoleCorpus,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     max_ratio: float = 1.5,
-    tolerance: float = 0.0,
+    tolerance: float | None = DEFAULT_TOLERANCE,
     max_new_tokens: int = 40,
     batch_size: int = 16,
     progress: bool = True,
@@ -125,7 +149,7 @@ def calibrate_vector(
         fractions: grid norms as fractions of the median residual norm, each in (0, 1].
         max_ratio: the perplexity ratio a norm may reach.
         tolerance: how far the mean effect may dip between neighbouring grid points and still count as
-            monotone.
+            monotone; ``None`` (default) uses the sampling noise (see the module doc).
         max_new_tokens: reply length.
         batch_size: rows per batched ``generate``.
         progress: show progress bars.

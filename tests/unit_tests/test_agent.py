@@ -308,6 +308,9 @@ def test_turns_split_into_clauses_at_sentence_ends_and_but():
         "That's the famous one, right?",
         "I'd prefer somewhere locals go.",
     ]
-    assert clauses("Looks lovely but way too pricey for us") == ["Looks lovely", "way too pricey for us"]
+    assert clauses("Looks lovely but way too pricey for us") == [
+        "Looks lovely",
+        "way too pricey for us",
+    ]
     assert clauses("Cheap eats please") == []
     assert clauses("ok. thanks!") == []  # one-word pieces are not clauses

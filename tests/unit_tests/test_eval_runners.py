@@ -4,6 +4,7 @@ The tiny model writes gibberish, so these tests check the mechanics (shapes, sta
 the behaviour on the demo model is tested in ``tests/integration_tests/test_eval_demo.py``.
 """
 
+import dataclasses
 import json
 import math
 
@@ -89,7 +90,7 @@ def test_choose_range_takes_the_largest_contiguous_passing_norm():
     for norm, effect, ratio in [(1, 0.1, 1.1), (2, 0.2, 1.3), (3, 0.3, 1.6), (4, 0.4, 1.2)]:
         points[norm] = (effect, ratio)
         points[-norm] = (-effect, ratio)
-    alpha, checks = choose_range(_norm_sweep(points))
+    alpha, checks = choose_range(_norm_sweep(points), tolerance=0.0)
     # 4 would pass on its own, but the range must be contiguous from 0: 3 breaks the ppl limit.
     assert alpha == 2
     assert [c["passed"] for c in checks] == [True, True, False, False]
@@ -98,9 +99,23 @@ def test_choose_range_takes_the_largest_contiguous_passing_norm():
 
 def test_choose_range_stops_where_the_effect_turns():
     points = {0.0: (0.0, 1.0), 1: (0.1, 1.0), -1: (-0.1, 1.0), 2: (0.05, 1.0), -2: (-0.2, 1.0)}
+    # _norm_sweep gives zero-width intervals, so the default noise allowance is 0 here.
     alpha, checks = choose_range(_norm_sweep(points))
     assert alpha == 1 and checks[1]["monotone"] is False
     assert choose_range(_norm_sweep(points), tolerance=0.06)[0] == 2
+
+
+def test_choose_range_forgives_dips_within_the_sampling_noise():
+    points = {0.0: (0.0, 1.0), 1: (0.1, 1.0), -1: (-0.1, 1.0), 2: (0.09, 1.0), -2: (-0.2, 1.0)}
+    sweep = _norm_sweep(points)
+    wide = [
+        dataclasses.replace(s, effect_ci=(s.effect - 0.02, s.effect + 0.02))
+        for s in sweep.summaries
+    ]
+    noisy = dataclasses.replace(sweep, summaries=wide)
+    # A 0.01 dip inside ±0.02 intervals is noise; a fixed tolerance of 0 still calls it a turn.
+    assert choose_range(noisy)[0] == 2
+    assert choose_range(noisy, tolerance=0.0)[0] == 1
 
 
 def test_choose_range_errors():
