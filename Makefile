@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install install-test demo test unit integration lint bench-install bench clean
+.PHONY: install install-test demo test unit integration lint bench-install bench paper clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench-install: install
 
 bench: bench-install
 	@for b in overhead serving peers streaming; do $(PY) benchmarks/$$b.py || exit 1; done
+
+paper: install
+	$(PIP) install -q -e ".[eval]"
+	$(PY) examples/paper_reproduction.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

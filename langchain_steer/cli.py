@@ -201,6 +201,8 @@ def _eval_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Steering
     """Model, tokenizer, vectors and the dimensions to evaluate, with errors a user can act on."""
     from langchain_steer.eval.report import require_matplotlib
 
+    if getattr(args, "prompts", 1) < 1:
+        raise SystemExit("error: --prompts must be at least 1")
     if getattr(args, "plots", False):
         try:
             require_matplotlib()  # before minutes of generation, not after
@@ -242,21 +244,10 @@ def _eval_data(
         held_prompts = [e.prompt for e in dimension.examples("test")[0]]
         eval_prompts = list(dimension.eval_prompts)
     prompts = held_prompts if calibration else eval_prompts
-    if args.prompts < 1:
-        raise SystemExit("error: --prompts must be at least 1")
     # Evenly spaced picks keep the tasks (gifts, travel, food, recipes) balanced in a subset.
     count = min(args.prompts, len(prompts))
     picked = [prompts[(i * len(prompts)) // count] for i in range(count)]
     return picked, corpus
-
-
-def _parse_floats(text: str, flag: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise SystemExit(
-            f"error: {flag} takes comma-separated numbers, e.g. -1,-0.5,0,0.5,1"
-        ) from None
 
 
 def cmd_eval_sweep(args: argparse.Namespace) -> int:
@@ -264,7 +255,6 @@ def cmd_eval_sweep(args: argparse.Namespace) -> int:
     from langchain_steer.eval.report import write_report
     from langchain_steer.eval.sweep import run_sweep
 
-    strengths = _parse_floats(args.strengths, "--strengths")
     model, tokenizer, vectors, names = _eval_inputs(args)
     reference = load_model(args.reference, device=args.device) if args.reference else None
     for name in names:
@@ -276,7 +266,7 @@ def cmd_eval_sweep(args: argparse.Namespace) -> int:
                 vectors[name],
                 prompts=prompts,
                 corpus=corpus,
-                strengths=strengths,
+                strengths=args.strengths,
                 max_new_tokens=args.max_tokens,
                 batch_size=args.batch_size,
                 reference=reference,
@@ -303,7 +293,6 @@ def cmd_eval_calibrate(args: argparse.Namespace) -> int:
             "error: eval calibrate writes the range back into the vector files: pass --vectors FILE "
             "or FOLDER (copy the built-in ones first to recalibrate those)"
         )
-    fractions = _parse_floats(args.fractions, "--fractions")
     model, tokenizer, vectors, names = _eval_inputs(args)
     source = Path(args.vectors)
     for name in names:
@@ -315,7 +304,7 @@ def cmd_eval_calibrate(args: argparse.Namespace) -> int:
                 vectors[name],
                 prompts=prompts,
                 corpus=corpus,
-                fractions=fractions,
+                fractions=args.fractions,
                 max_ratio=args.max_ppl_ratio,
                 tolerance=args.tolerance,
                 max_new_tokens=args.max_tokens,
@@ -573,7 +562,12 @@ def build_parser() -> argparse.ArgumentParser:
     eval_common(sweep, prompts=20, max_tokens=48)
     sweep.add_argument("--dimension", required=True, help="a dimension, a comma list, or 'all'")
     sweep.add_argument(
-        "--strengths", default="-1,-0.75,-0.5,-0.25,0,0.25,0.5,0.75,1", help="comma list with 0"
+        "--strengths",
+        nargs="+",
+        type=float,
+        default=[-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0],
+        metavar="S",
+        help="strengths to sweep, including 0, e.g. --strengths -1 -0.5 0 0.5 1",
     )
     sweep.add_argument("--reference", help="an independent model to score perplexity with too")
     sweep.add_argument("--out", default="eval-results", help="report folder")
@@ -595,8 +589,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument(
         "--fractions",
-        default="0.01,0.02,0.03,0.04,0.05,0.06,0.07,0.08",
-        help="grid norms as fractions of the residual norm",
+        nargs="+",
+        type=float,
+        default=[0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08],
+        metavar="F",
+        help="grid norms as fractions of the residual norm, e.g. --fractions 0.02 0.04 0.06",
     )
     calibrate.add_argument("--report", help="also write the norm sweep's report to this folder")
     calibrate.set_defaults(func=cmd_eval_calibrate)

@@ -20,7 +20,7 @@ def cost_sweep(tmp_path_factory, demo):
     out = tmp_path_factory.mktemp("sweep")
     code = main(
         [
-            "eval", "sweep", "--dimension", "cost", "--strengths", "-1,0,1", "--prompts", "8",
+            "eval", "sweep", "--dimension", "cost", "--strengths", "-1", "0", "1", "--prompts", "8",
             "--max-tokens", "32", "--out", str(out),
         ]
     )  # fmt: skip
@@ -81,7 +81,7 @@ def test_calibrate_writes_the_range_back_into_the_vector_file(tmp_path, demo):
     code = main(
         [
             "eval", "calibrate", "--dimension", "cost", "--vectors", str(target), "--prompts", "4",
-            "--max-tokens", "24", "--fractions", "0.02,0.04",
+            "--max-tokens", "24", "--fractions", "0.02", "0.04",
             "--report", str(tmp_path / "report"),
         ]
     )  # fmt: skip

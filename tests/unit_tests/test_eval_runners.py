@@ -273,7 +273,7 @@ def test_diagnostics_on_a_tiny_model(llama, tokenizer, tmp_path):
     ("argv", "message"),
     [
         (["eval", "calibrate", "--dimension", "cost"], "--vectors"),
-        (["eval", "sweep", "--dimension", "cost", "--strengths", "a,b"], "comma-separated"),
+        (["eval", "sweep", "--dimension", "cost", "--prompts", "0"], "at least 1"),
         (["eval", "sweep", "--dimension", "nope"], "no vector for 'nope'"),
     ],
 )
@@ -286,3 +286,26 @@ def test_eval_cli_needs_examples_for_a_custom_dimension(tmp_path, llama):
     random_vector(llama, name="spice").save(tmp_path / "spice.safetensors")
     with pytest.raises(SystemExit, match="--examples"):
         main(["eval", "sweep", "--dimension", "spice", "--vectors", str(tmp_path)])
+
+
+def test_a_reference_model_scores_perplexity_too(llama, tokenizer):
+    from tiny_models import tiny_model
+
+    reference = tiny_model("qwen2", seed=3)
+    result = run_sweep(
+        llama, tokenizer, random_vector(llama), prompts=["Hi", "Gift?"], corpus=CORPUS,
+        strengths=[0, 1], max_new_tokens=5, reference=(reference, tokenizer), resamples=20,
+        progress=False,
+    )  # fmt: skip
+    zero = result.at(0.0)
+    assert zero.reference_ppl is not None and zero.reference_ppl_ratio == pytest.approx(1.0)
+    assert all(g.reference_nll is not None for g in result.samples if g.tokens)
+    # A different model gives different perplexities for the same replies.
+    assert zero.reference_ppl != pytest.approx(zero.ppl)
+    assert result.settings["reference_model"] is not None
+
+
+def test_eval_cli_rejects_non_numbers(capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["eval", "sweep", "--dimension", "cost", "--strengths", "-1", "a"])
+    assert raised.value.code == 2 and "invalid float value" in capsys.readouterr().err
