@@ -285,16 +285,41 @@ def cmd_eval_sweep(args: argparse.Namespace) -> int:
 
 def cmd_eval_calibrate(args: argparse.Namespace) -> int:
     """``langchain-steer eval calibrate``: set functional_range from a sweep; write it back."""
-    from langchain_steer.eval.calibration import calibrate_vector
-    from langchain_steer.eval.report import write_report
+    from langchain_steer.eval.calibration import calibrate_from_sweep, calibrate_vector
+    from langchain_steer.eval.report import require_matplotlib, write_report
+    from langchain_steer.eval.sweep import SweepResult
 
     if args.vectors is None:
         raise SystemExit(
             "error: eval calibrate writes the range back into the vector files: pass --vectors FILE "
             "or FOLDER (copy the built-in ones first to recalibrate those)"
         )
-    model, tokenizer, vectors, names = _eval_inputs(args)
     source = Path(args.vectors)
+    if args.from_sweep:
+        # Re-decide from saved sweeps: no model, no generation.
+        vectors = _load_vectors(args.vectors, args.model)
+        names = list(vectors) if args.dimension == "all" else args.dimension.split(",")
+        for name in names:
+            if name not in vectors:
+                raise SystemExit(f"error: no vector for {name!r}; available: {', '.join(vectors)}")
+            path = Path(args.from_sweep) / f"{name}_sweep.json"
+            try:
+                sweep = SweepResult.from_dict(json.loads(path.read_text("utf-8")))
+                outcome = calibrate_from_sweep(
+                    vectors[name], sweep, max_ratio=args.max_ppl_ratio, tolerance=args.tolerance
+                )
+            except FileNotFoundError:
+                raise SystemExit(f"error: no saved sweep at {path}") from None
+            except (KeyError, TypeError, ValueError) as error:
+                raise SystemExit(f"error: {name}: {error}") from None
+            _save_calibrated(source, name, vectors[name], outcome)
+        return 0
+    if args.report and args.plots:
+        try:
+            require_matplotlib()
+        except ImportError as error:
+            raise SystemExit(f"error: {error}") from None
+    model, tokenizer, vectors, names = _eval_inputs(args)
     for name in names:
         prompts, corpus = _eval_data(args, name, calibration=True)
         try:
@@ -312,16 +337,20 @@ def cmd_eval_calibrate(args: argparse.Namespace) -> int:
             )
         except ValueError as error:
             raise SystemExit(f"error: {name}: {error}") from None
-        target = _vector_file(source, name)
-        outcome.vector.save(target)
         if args.report:
             write_report(outcome.sweep, args.report, plots=args.plots)
-        print(
-            f"{name}: functional_range {vectors[name].functional_range:g} -> "
-            f"{outcome.functional_range:g} ({outcome.functional_range / outcome.residual_norm:.3f} of "
-            f"the residual norm {outcome.residual_norm:.1f}) -> {target}"
-        )
+        _save_calibrated(source, name, vectors[name], outcome)
     return 0
+
+
+def _save_calibrated(source: Path, name: str, before: SteeringVector, outcome: Any) -> None:
+    target = _vector_file(source, name)
+    outcome.vector.save(target)
+    print(
+        f"{name}: functional_range {before.functional_range:g} -> {outcome.functional_range:g} "
+        f"({outcome.functional_range / outcome.residual_norm:.3f} of the residual norm "
+        f"{outcome.residual_norm:.1f}) -> {target}"
+    )
 
 
 def _vector_file(source: Path, name: str) -> Path:
@@ -597,6 +626,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="grid norms as fractions of the residual norm, e.g. --fractions 0.02 0.04 0.06",
     )
     calibrate.add_argument("--report", help="also write the norm sweep's report to this folder")
+    calibrate.add_argument(
+        "--from-sweep",
+        metavar="FOLDER",
+        help="re-decide from the <dim>_sweep.json files a --report wrote, without generating",
+    )
     calibrate.set_defaults(func=cmd_eval_calibrate)
 
     diagnostics = eval_sub.add_parser(

@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_FRACTIONS",
     "DEFAULT_TOLERANCE",
     "CalibrationResult",
+    "calibrate_from_sweep",
     "calibrate_vector",
     "choose_range",
 ]
@@ -179,14 +180,43 @@ def calibrate_vector(
         batch_size=batch_size,
         progress=progress,
     )
+    # Saved with the sweep, so that `calibrate_from_sweep` can re-decide from its JSON alone.
+    sweep = dataclasses.replace(
+        sweep, settings={**sweep.settings, "residual_norm": round(scale, 3)}
+    )
+    return calibrate_from_sweep(vector, sweep, max_ratio=max_ratio, tolerance=tolerance)
+
+
+def calibrate_from_sweep(
+    vector: SteeringVector,
+    sweep: SweepResult,
+    *,
+    max_ratio: float = 1.5,
+    tolerance: float | None = DEFAULT_TOLERANCE,
+) -> CalibrationResult:
+    """Set the vector's functional range from an existing sweep over norms, without generating anything.
+
+    Use it to re-decide with another ``max_ratio`` or ``tolerance`` from a saved ``<dim>_sweep.json``
+    (``SweepResult.from_dict(json.load(...))``) that :func:`calibrate_vector` wrote.
+
+    Raises:
+        ValueError: the sweep is not over norms, is for another dimension, or no grid norm qualifies.
+    """
+    if vector.name and sweep.dimension != vector.name:
+        raise ValueError(
+            f"The sweep is for {sweep.dimension!r}, not for the vector {vector.name!r}."
+        )
     alpha, checks = choose_range(sweep, max_ratio=max_ratio, tolerance=tolerance)
+    scale = sweep.settings.get("residual_norm")
+    if scale is None:  # sweeps saved before the residual norm was recorded
+        scale = dict(vector.extra.get("calibration") or {}).get("residual_norm", math.nan)
     details = {
         "method": "generation sweep",
         "max_ratio": max_ratio,
         "tolerance": tolerance,
-        "residual_norm": round(scale, 3),
-        "prompts": len(prompts),
-        "max_new_tokens": max_new_tokens,
+        "residual_norm": scale,
+        "prompts": len(sweep.settings.get("prompts", [])),
+        "max_new_tokens": sweep.settings.get("max_new_tokens"),
         "checks": checks,
         "spearman": sweep.spearman if math.isfinite(sweep.spearman) else None,
     }
@@ -195,4 +225,4 @@ def calibrate_vector(
         functional_range=round(alpha, 4),
         extra={**vector.extra, "calibration": details},
     )
-    return CalibrationResult(calibrated, alpha, scale, checks, sweep)
+    return CalibrationResult(calibrated, alpha, float(scale), checks, sweep)

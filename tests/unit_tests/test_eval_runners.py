@@ -309,3 +309,32 @@ def test_eval_cli_rejects_non_numbers(capsys):
     with pytest.raises(SystemExit) as raised:
         main(["eval", "sweep", "--dimension", "cost", "--strengths", "-1", "a"])
     assert raised.value.code == 2 and "invalid float value" in capsys.readouterr().err
+
+
+def test_calibrate_from_a_saved_sweep_without_a_model(llama, tmp_path, capsys):
+    from langchain_steer.eval.calibration import calibrate_from_sweep
+    from langchain_steer.eval.report import write_json
+
+    points = {0.0: (0.0, 1.0)}
+    for norm, effect, ratio in [(2, 0.1, 1.2), (4, 0.2, 1.45), (6, 0.3, 1.7)]:
+        points[norm] = (effect, ratio)
+        points[-norm] = (-effect, ratio)
+    sweep = _norm_sweep(points)
+    sweep = dataclasses.replace(sweep, settings={"residual_norm": 100.0, "prompts": ["a", "b"]})
+    vector = random_vector(llama, name="cost", functional_range=9.0)
+    outcome = calibrate_from_sweep(vector, sweep, max_ratio=1.4)
+    assert outcome.functional_range == 2 and outcome.vector.functional_range == 2
+    assert outcome.vector.extra["calibration"]["residual_norm"] == 100.0
+    with pytest.raises(ValueError, match="not for the vector"):
+        calibrate_from_sweep(random_vector(llama, name="age"), sweep)
+    # The same through the CLI: the range is written back into the file, nothing is generated.
+    vector.save(tmp_path / "cost.safetensors")
+    write_json(sweep.to_dict(), tmp_path / "sweeps" / "cost_sweep.json")
+    argv = ["eval", "calibrate", "--vectors", str(tmp_path), "--dimension", "cost"]
+    assert main([*argv, "--from-sweep", str(tmp_path / "sweeps")]) == 0
+    from langchain_steer import SteeringVector
+
+    assert SteeringVector.load(tmp_path / "cost.safetensors").functional_range == 4
+    assert "functional_range 9 -> 4" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no saved sweep"):
+        main([*argv, "--from-sweep", str(tmp_path / "missing")])
