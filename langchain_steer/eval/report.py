@@ -111,6 +111,14 @@ def sweep_markdown(result: SweepResult, plots: Mapping[str, str] | None = None) 
     return "\n".join(lines) + "\n"
 
 
+def _save_png(figure: Any, path: str | Path) -> Path:
+    figure.tight_layout()
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, format="png")
+    return target
+
+
 def plot_lines(
     path: str | Path,
     x: Sequence[float],
@@ -138,11 +146,7 @@ def plot_lines(
     axes.grid(alpha=0.3)
     if len(series) > 1:
         axes.legend()
-    figure.tight_layout()
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(target, format="png")
-    return target
+    return _save_png(figure, path)
 
 
 def plot_heatmap(
@@ -168,11 +172,7 @@ def plot_heatmap(
                 axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8)
     axes.set_title(title)
     figure.colorbar(image, ax=axes)
-    figure.tight_layout()
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(target, format="png")
-    return target
+    return _save_png(figure, path)
 
 
 def write_report(
