@@ -44,10 +44,9 @@ def _parse_steer(items: Sequence[str]) -> dict[str, float]:
 
 
 def _load_vectors(spec: str | None, model: str) -> dict[str, SteeringVector]:
-    if spec is None:
-        return builtin_vectors(model)
     try:
-        return load_vectors(spec)
+        # Built-in vectors ship for "demo" only; any other model needs --vectors.
+        return builtin_vectors(model) if spec is None else load_vectors(spec)
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
 

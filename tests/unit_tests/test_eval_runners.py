@@ -275,6 +275,7 @@ def test_diagnostics_on_a_tiny_model(llama, tokenizer, tmp_path):
         (["eval", "calibrate", "--dimension", "cost"], "--vectors"),
         (["eval", "sweep", "--dimension", "cost", "--prompts", "0"], "at least 1"),
         (["eval", "sweep", "--dimension", "nope"], "no vector for 'nope'"),
+        (["eval", "sweep", "--dimension", "cost", "--model", "some/model"], "--vectors|extract"),
     ],
 )
 def test_eval_cli_errors_before_loading_a_model(argv, message, capsys):
