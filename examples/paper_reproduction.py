@@ -241,14 +241,15 @@ def e2(model: Any, tokenizer: Any, vectors: dict, prompts: int, out: Path) -> tu
         + ", ".join(f"{k} {v:+.3f}" for k, v in interactions.items())
         + ".\n"
     )
+    bounds = {key: bootstrap_ci(values, resamples=1000) for key, values in cells.items()}
     plot_lines(
         out / "e2_prompt_and_steer.png",
         list(GRID),
         {
             stated: (
                 [mean[(stated, s)] for s in GRID],
-                [bootstrap_ci(cells[(stated, s)], resamples=1000)[0] for s in GRID],
-                [bootstrap_ci(cells[(stated, s)], resamples=1000)[1] for s in GRID],
+                [bounds[(stated, s)][0] for s in GRID],
+                [bounds[(stated, s)][1] for s in GRID],
             )
             for stated in STATED
         },
@@ -289,12 +290,8 @@ def e3(model: Any, tokenizer: Any, vectors: dict, prompts: int, out: Path) -> tu
             nll = statistics.fmean(g.nll for g in group if g.nll is not None)
             culture = [g.effects["culture"] for g in group]
             age = [g.effects["age"] for g in group]
-            cells[f"culture{c:+g},age{a:+g}"] = {
-                "culture": culture,
-                "age": age,
-                "ppl_ratio": math.exp(nll - base_nll),
-            }
             ratio = math.exp(nll - base_nll)
+            cells[f"culture{c:+g},age{a:+g}"] = {"culture": culture, "age": age, "ppl_ratio": ratio}
             table_rows.append([f"{c:+g}", f"{a:+g}", ci(culture), ci(age), f"{ratio:.2f}"])
     text = "## E3: culture and age at once\n\n"
     text += table(["culture", "age", "culture effect", "age effect", "ppl ratio"], table_rows)

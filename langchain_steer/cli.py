@@ -196,8 +196,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_vectors(args: argparse.Namespace) -> tuple[dict[str, SteeringVector], list[str]]:
+    """The vectors and the dimensions to evaluate, with errors a user can act on."""
+    vectors = _load_vectors(args.vectors, args.model)
+    names = list(vectors) if args.dimension == "all" else args.dimension.split(",")
+    for name in names:
+        if name not in vectors:
+            raise SystemExit(f"error: no vector for {name!r}; available: {', '.join(vectors)}")
+    return vectors, names
+
+
 def _eval_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, SteeringVector], list[str]]:
-    """Model, tokenizer, vectors and the dimensions to evaluate, with errors a user can act on."""
+    """Model, tokenizer, vectors and the dimensions to evaluate, checked before the model loads."""
     from langchain_steer.eval.report import require_matplotlib
 
     if getattr(args, "prompts", 1) < 1:
@@ -207,11 +217,8 @@ def _eval_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Steering
             require_matplotlib()  # before minutes of generation, not after
         except ImportError as error:
             raise SystemExit(f"error: {error}") from None
-    vectors = _load_vectors(args.vectors, args.model)
-    names = list(vectors) if args.dimension == "all" else args.dimension.split(",")
+    vectors, names = _eval_vectors(args)
     for name in names:
-        if name not in vectors:
-            raise SystemExit(f"error: no vector for {name!r}; available: {', '.join(vectors)}")
         if name not in DIMENSIONS and not args.examples:
             raise SystemExit(
                 f"error: {name!r} is not a built-in dimension; pass --examples FILE (the extraction "
@@ -296,11 +303,8 @@ def cmd_eval_calibrate(args: argparse.Namespace) -> int:
     source = Path(args.vectors)
     if args.from_sweep:
         # Re-decide from saved sweeps: no model, no generation.
-        vectors = _load_vectors(args.vectors, args.model)
-        names = list(vectors) if args.dimension == "all" else args.dimension.split(",")
+        vectors, names = _eval_vectors(args)
         for name in names:
-            if name not in vectors:
-                raise SystemExit(f"error: no vector for {name!r}; available: {', '.join(vectors)}")
             path = Path(args.from_sweep) / f"{name}_sweep.json"
             try:
                 sweep = SweepResult.from_dict(json.loads(path.read_text("utf-8")))

@@ -15,7 +15,7 @@ import torch
 from langchain_steer.hooks import Positions, steer
 from langchain_steer.vectors import SteeringVector
 
-__all__ = ["Chat", "apply_chat_template", "generate_batch"]
+__all__ = ["Chat", "apply_chat_template", "encode_prompts", "generate_batch"]
 
 Chat = Sequence[Mapping[str, Any]]
 """A conversation as ``[{"role": "user", "content": "..."}, ...]``."""
@@ -40,9 +40,10 @@ def apply_chat_template(tokenizer: Any, messages: Chat) -> str:
     return "\n".join([*lines, "Assistant:"])
 
 
-def _encode(
+def encode_prompts(
     tokenizer: Any, prompts: Sequence[str], device: torch.device
 ) -> dict[str, torch.Tensor]:
+    """Tokenise rendered prompts, left-padded, with BOS added only where no chat template wrote it."""
     # Templates already contain BOS and role markers; a base-model transcript needs BOS added.
     special = not getattr(tokenizer, "chat_template", None)
     batch = tokenizer(
@@ -88,7 +89,7 @@ def generate_batch(
         return []
     names = sorted({name for row in strengths for name in row})
     per_row = {name: [float(row.get(name, 0.0)) for row in strengths] for name in names}
-    encoded = _encode(
+    encoded = encode_prompts(
         tokenizer,
         [apply_chat_template(tokenizer, c) for c in chats],
         next(model.parameters()).device,

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from langchain_steer.extract import Example, collect_activations, probe_accuracies
-from langchain_steer.generate import apply_chat_template
+from langchain_steer.generate import apply_chat_template, encode_prompts
 from langchain_steer.layers import find_layers
 from langchain_steer.vectors import SteeringVector
 
@@ -66,9 +66,7 @@ def residual_norms(
     try:
         for prompt in prompts:
             text = apply_chat_template(tokenizer, [{"role": "user", "content": prompt}])
-            special = not getattr(tokenizer, "chat_template", None)
-            ids = tokenizer(text, return_tensors="pt", add_special_tokens=special)["input_ids"]
-            model(input_ids=ids.to(device), use_cache=False)
+            model(input_ids=encode_prompts(tokenizer, [text], device)["input_ids"], use_cache=False)
     finally:
         for handle in handles:
             handle.remove()

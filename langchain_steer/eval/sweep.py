@@ -300,7 +300,6 @@ def generate_and_score(
         raise ValueError(f"{len(rows)} rows is more than the limit of {MAX_SWEEP_ROWS}.")
     if not corpora:
         raise ValueError("Give at least one pole corpus to measure the effect against.")
-    texts: list[str] = []
     # Rows of similar prompt length share a batch, so little padding is computed.
     order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
     by_row: dict[int, str] = {}
