@@ -56,7 +56,8 @@ class CalibrationResult:
     Attributes:
         vector: the input vector with the new ``functional_range`` and ``extra["calibration"]``.
         functional_range: the chosen norm α.
-        residual_norm: the median residual norm the grid was scaled by.
+        residual_norm: the residual norm the grid was scaled by: per layer the median over prompt tokens,
+            then the upper median over the vector's layers.
         checks: per grid norm: ``norm``, ``ppl_ratio`` (the worse sign), ``monotone``, ``passed``.
         sweep: the sweep over norms the choice was made from.
     """
@@ -165,6 +166,7 @@ def calibrate_vector(
     if not fractions or not all(0 < f <= 1 for f in fractions):
         raise ValueError(f"fractions must be in (0, 1]; got {list(fractions)}.")
     norms = residual_norms(model, tokenizer, prompts, layer_path=layer_path)
+    # Each layer's norm is a median over tokens; across the vector's layers take the upper median.
     scale = sorted(norms[layer] for layer in vector.layers)[len(vector.layers) // 2]
     magnitudes = [round(f * scale, 4) for f in fractions]
     grid = sorted({0.0, *magnitudes, *(-m for m in magnitudes)})
