@@ -1,5 +1,8 @@
 """CALIBRATE: find a user's strength on a dimension with a few A/B questions, through interrupt and resume.
 
+(CALIBRATE is the mode's name; the A/B search behind it is the agent's *elicitation*, kept in the state under
+``"elicitation"``. It is not the range calibration of a steering vector.)
+
 Run: python examples/agent_calibrate.py          (answers the questions itself: "A", then "B")
      python examples/agent_calibrate.py --ask    (asks you)
 
@@ -30,7 +33,7 @@ def main() -> None:
             checkpointer=db.checkpointer,
             store=db.store,
         )
-        config = {"configurable": {"thread_id": "calibration-demo"}}
+        config = {"configurable": {"thread_id": "elicitation-demo"}}
         result = agent.invoke(
             {"messages": [("user", "Where should I take my friend for dinner?")]}, config
         )
@@ -44,7 +47,7 @@ def main() -> None:
             choice = input(question["question"] + " ") if args.ask else next(scripted)
             print(f"-> {choice}")
             result = agent.invoke(Command(resume=choice), config)
-        print(f"\ncalibrated: {result['calibration']['results']}")
+        print(f"\nelicited: {result['elicitation']['results']}")
         print(f"assistant: {result['messages'][-1].content[:200]}")
 
 

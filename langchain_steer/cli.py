@@ -400,7 +400,7 @@ def _show_preferences(preferences: dict[str, float]) -> str:
     return "  ".join(f"{name} {value:+.2f}" for name, value in preferences.items())
 
 
-def _ask_calibration(payload: dict[str, Any], read: Any) -> str:
+def _ask_elicitation(payload: dict[str, Any], read: Any) -> str:
     print(f"\n[calibrate {payload['dimension']}, round {payload['round']}/{payload['rounds']}]")
     for label in ("A", "B"):
         print(f"  {label} ({payload['strengths'][label]:+.2f}): {payload[label]}")
@@ -485,7 +485,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
             try:
                 result = agent.invoke({"messages": [HumanMessage(text)]}, config, context=context)
                 while result.get("__interrupt__"):
-                    choice = _ask_calibration(result["__interrupt__"][0].value, read)
+                    choice = _ask_elicitation(result["__interrupt__"][0].value, read)
                     result = agent.invoke(Command(resume=choice), config, context=context)
             except (EOFError, KeyboardInterrupt):
                 print()
@@ -566,10 +566,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     agent.add_argument("--thread", help="resume this conversation (default: a new one)")
     agent.add_argument(
-        "--dimensions", help="comma-separated subset (calibrate: the ones to calibrate)"
+        "--dimensions", help="comma-separated subset (calibrate: the ones to elicit)"
     )
     agent.add_argument(
-        "--rounds", type=int, default=3, help="calibration questions per dimension (2-4)"
+        "--rounds", type=int, default=3, help="A/B elicitation questions per dimension (calibrate mode, 2-4)"
     )
     agent.add_argument("--vectors", help="a folder of vector files (default: built-in)")
     agent.add_argument("--max-tokens", type=int, default=160)

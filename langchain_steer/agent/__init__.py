@@ -1,7 +1,8 @@
 """The LangGraph preference agent: infer what a user prefers and steer every reply by it.
 
 Three ways to set the strengths, as in the paper: LEARN (inferred from the conversation, the default),
-SELECT (given explicitly) and CALIBRATE (A/B questions). See ``docs/agent.md``.
+SELECT (given explicitly) and CALIBRATE (A/B questions: the elicitation in ``agent.elicitation``). See
+``docs/agent.md``.
 """
 
 from langchain_steer.agent.graph import build_preference_agent

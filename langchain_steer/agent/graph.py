@@ -12,7 +12,7 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from langchain_steer.agent.calibration import make_calibrate_nodes, route_calibration
+from langchain_steer.agent.elicitation import make_elicitation_nodes, route_elicitation
 from langchain_steer.agent.inference import Inferencer, default_inferencer
 from langchain_steer.agent.nodes import (
     make_learn_node,
@@ -58,17 +58,18 @@ def build_preference_agent(
         model: the chat model that answers: a :class:`~langchain_steer.SteeredChatModel`, or a model name
             for one (default: ``"demo"``; a name gets 160 tokens per reply and ``repetition_penalty=1.15``).
         mode: ``"learn"`` (infer preferences from every user turn), ``"select"`` (strengths from the runtime
-            context or the state only) or ``"calibrate"`` (A/B questions through ``interrupt()``).
+            context or the state only) or ``"calibrate"`` (an A/B elicitation: questions through
+            ``interrupt()``).
         inferencer: how LEARN reads turns (default: the offline embedding classifier).
         checkpointer: any LangGraph checkpointer, for threads that survive restarts (e.g. ``SqliteSaver``).
         store: any LangGraph store, for per-user preferences across threads (e.g. ``SqliteStore``).
         dimensions: the dimensions to steer (default: cost, ambiance, age, time, culture). In CALIBRATE mode,
-            these are calibrated one after the other.
-        calibrate_rounds: A/B questions per calibrated dimension (2 to 4).
+            these are elicited one after the other.
+        calibrate_rounds: A/B elicitation questions per dimension in CALIBRATE mode (2 to 4).
         system_prompt: an optional system message put before the conversation when answering.
 
     Returns:
-        A compiled graph. State: ``messages``, ``preferences`` (and ``applied``, ``calibration``). Runtime
+        A compiled graph. State: ``messages``, ``preferences`` (and ``applied``, ``elicitation``). Runtime
         context: :class:`~langchain_steer.agent.AgentContext` (``user_id``, optional ``strengths``).
 
     Example:
@@ -99,12 +100,12 @@ def build_preference_agent(
         builder.add_edge("load", "select")
         builder.add_edge("select", "respond")
     else:
-        prepare, ask = make_calibrate_nodes(llm, names, calibrate_rounds, all_dimensions=names)
-        builder.add_node("calibrate_prepare", prepare)
-        builder.add_node("calibrate_ask", ask)
-        builder.add_conditional_edges("load", route_calibration)
-        builder.add_edge("calibrate_prepare", "calibrate_ask")
-        builder.add_conditional_edges("calibrate_ask", route_calibration)
+        prepare, ask = make_elicitation_nodes(llm, names, calibrate_rounds, all_dimensions=names)
+        builder.add_node("elicit_prepare", prepare)
+        builder.add_node("elicit_ask", ask)
+        builder.add_conditional_edges("load", route_elicitation)
+        builder.add_edge("elicit_prepare", "elicit_ask")
+        builder.add_conditional_edges("elicit_ask", route_elicitation)
     builder.add_edge("respond", END)
     return builder.compile(checkpointer=checkpointer, store=store, name=f"preference-agent-{mode}")
 

@@ -1,6 +1,6 @@
 """The preference agent's nodes: load, LEARN, SELECT and respond. Each is built by a small factory.
 
-Every turn runs ``load`` → (``learn`` | ``select`` | the calibration nodes) → ``respond``:
+Every turn runs ``load`` → (``learn`` | ``select`` | the elicitation nodes of CALIBRATE) → ``respond``:
 
 * ``load`` starts a new thread from the user's stored preferences (a LangGraph store, namespace
   ``("users", user_id, "preferences")``), or from zeros;

@@ -29,13 +29,14 @@ class PreferenceState(TypedDict):
         preferences: the user's current preferences, dimension → value in [−1, 1]. Updates merge: the input
             ``{"preferences": {"cost": -1}}`` sets ``cost`` and keeps the other dimensions.
         applied: the strengths applied to the last reply (also in that message's ``response_metadata``).
-        calibration: the CALIBRATE search in progress or finished (``None`` when not calibrating).
+        elicitation: the CALIBRATE mode's A/B elicitation (search) in progress or finished (absent or
+            ``None`` in the other modes).
     """
 
     messages: Annotated[list[AnyMessage], add_messages]
     preferences: NotRequired[Annotated[dict[str, float], merge_preferences]]
     applied: NotRequired[dict[str, float]]
-    calibration: NotRequired[dict[str, Any] | None]
+    elicitation: NotRequired[dict[str, Any] | None]
 
 
 @dataclass
@@ -44,7 +45,7 @@ class AgentContext:
 
     Attributes:
         user_id: whose preferences to load and store (namespace ``("users", user_id, "preferences")``).
-        strengths: explicit strengths (SELECT); in any mode they override what was inferred or calibrated.
+        strengths: explicit strengths (SELECT); in any mode they override what was inferred or elicited.
     """
 
     user_id: str = "anonymous"

@@ -96,7 +96,9 @@ def test_preferences_survive_a_new_process(llm, tmp_path):
     assert after["new"] == first["preferences"]  # a new thread starts from the stored preferences
 
 
-def test_calibration_completes_through_interrupt_and_resume_across_processes(tmp_path):
+def test_calibrate_mode_elicitation_completes_through_interrupt_and_resume_across_processes(
+    tmp_path,
+):
     db_path = tmp_path / "calibrate.db"
     build = f"""
         import json
@@ -109,7 +111,7 @@ def test_calibration_completes_through_interrupt_and_resume_across_processes(tmp
             SteeredChatModel(model="demo", max_tokens=16), mode="calibrate", dimensions=["cost"],
             calibrate_rounds=2, checkpointer=db.checkpointer, store=db.store,
         )
-        config = {{"configurable": {{"thread_id": "calibration"}}}}
+        config = {{"configurable": {{"thread_id": "elicitation"}}}}
     """
     first = _run(
         build

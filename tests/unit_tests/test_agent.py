@@ -240,7 +240,11 @@ def test_calibrate_mode_completes_through_interrupt_and_resume(tiny_llm):
     # cost: A then B -> [-0.5, 0] -> -0.25; age: same then A -> [-0.5, 0] -> -0.25
     assert state["preferences"]["cost"] == -0.25 and state["preferences"]["age"] == -0.25
     assert isinstance(state["messages"][-1], AIMessage)
-    # the calibration holds for the rest of the conversation: no more questions
+    # the A/B elicitation's search lives under the state key "elicitation"
+    assert state["elicitation"]["done"] and "calibration" not in state
+    assert state["elicitation"]["results"] == {"cost": -0.25, "age": -0.25}
+    assert {"elicit_prepare", "elicit_ask"} <= set(agent.get_graph().nodes)
+    # the elicited strengths hold for the rest of the conversation: no more questions
     later = agent.invoke({"messages": [("user", "and tomorrow?")]}, config)
     assert "__interrupt__" not in later and later["preferences"]["cost"] == -0.25
     with pytest.raises(ValueError, match="'A', 'B' or 'same'"):
