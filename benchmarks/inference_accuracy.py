@@ -23,7 +23,9 @@ DEFAULT_DATA = Path(__file__).parents[1] / "tests" / "data" / "agent_dev_convers
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA))
-    parser.add_argument("--json", help="output file (default: benchmarks/results/inference_accuracy.json)")
+    parser.add_argument(
+        "--json", help="output file (default: benchmarks/results/inference_accuracy.json)"
+    )
     args = parser.parse_args()
     conversations = load_conversations(args.data)
     infer_preferences(["warm-up"], inferencer=default_inferencer())  # load the encoder once

@@ -45,7 +45,9 @@ def main() -> None:
 
     model, tokenizer = load_model(args.model)
     vector = builtin_vectors(args.model)["cost"]
-    offsets = {layer: vector.functional_range * d.float() for layer, d in vector.directions.items()}
+    offsets = {
+        layer: o.float() for layer, o in vector.offsets(1.0).items()
+    }  # what strength +1 adds
     plain = hf_generate(model, tokenizer, encode(tokenizer, prompts(1)), args.tokens)
 
     def ours() -> Any:

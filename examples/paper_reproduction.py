@@ -39,7 +39,12 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langchain_steer import SteeredChatModel
 from langchain_steer.agent import AgentContext, build_preference_agent
 from langchain_steer.agent.encoder import embed
-from langchain_steer.dimensions import DIMENSIONS, builtin_vectors, load_dimension
+from langchain_steer.dimensions import (
+    DIMENSIONS,
+    PLANNER_SYSTEM_PROMPT,
+    builtin_vectors,
+    load_dimension,
+)
 from langchain_steer.eval import (
     PoleCorpus,
     bootstrap_ci,
@@ -49,6 +54,10 @@ from langchain_steer.eval import (
 )
 from langchain_steer.eval.report import plot_lines, write_json
 from langchain_steer.models import load_model
+
+# As the demo and the shipped vectors' calibration: the lifestyle-planning system prompt, and a mild
+# repetition penalty (the 135M model otherwise loops in some greedy replies).
+DECODING: dict[str, Any] = {"system": PLANNER_SYSTEM_PROMPT, "repetition_penalty": 1.1}
 
 E1_STRENGTHS = (-1.0, -0.5, 0.0, 0.5, 1.0)
 GRID = (-1.0, 0.0, 1.0)
@@ -146,6 +155,7 @@ def e1(model: Any, tokenizer: Any, vectors: dict, prompts: int, out: Path) -> tu
             strengths=E1_STRENGTHS,
             max_new_tokens=40,
             batch_size=25,
+            **DECODING,
         )
         results[name] = sweep.to_dict()
         s = sweep.summaries
@@ -214,6 +224,7 @@ def e2(model: Any, tokenizer: Any, vectors: dict, prompts: int, out: Path) -> tu
         rows,
         {"cost": PoleCorpus.from_dimension("cost")},
         max_new_tokens=40,
+        **DECODING,
     )
     cells: dict[tuple[str, float], list[float]] = {}
     for index, sample in enumerate(samples):
@@ -276,7 +287,9 @@ def e3(model: Any, tokenizer: Any, vectors: dict, prompts: int, out: Path) -> tu
         for a in GRID:
             strengths = {k: v for k, v in (("culture", c), ("age", a)) if v}
             rows += [(request, strengths) for request in requests]
-    samples = generate_and_score(model, tokenizer, vectors, rows, corpora, max_new_tokens=40)
+    samples = generate_and_score(
+        model, tokenizer, vectors, rows, corpora, max_new_tokens=40, **DECODING
+    )
     zero = [g for g in samples if not g.strengths]
     base_nll = statistics.fmean(g.nll for g in zero if g.nll is not None)
     table_rows, cells = [], {}
@@ -303,7 +316,9 @@ def e4(users: int, max_turns: int, thresholds: dict) -> tuple[dict, str]:
     llm = SteeredChatModel(
         model="demo", max_tokens=40, repetition_penalty=1.15, max_batch_size=users
     )
-    agent = build_preference_agent(llm, checkpointer=InMemorySaver())
+    agent = build_preference_agent(
+        llm, checkpointer=InMemorySaver(), system_prompt=PLANNER_SYSTEM_PROMPT
+    )
     corpora = {name: PoleCorpus.from_dimension(name) for name in DIMENSIONS}
     anchors = {
         name: (embed(list(c.positive)), embed(list(c.negative))) for name, c in corpora.items()

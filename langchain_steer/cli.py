@@ -18,16 +18,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from langchain_steer.calibrate import calibrate_range
-from langchain_steer.dimensions import DIMENSIONS, builtin_vectors, load_dimension
-from langchain_steer.extract import Example, extract_vector
+from langchain_steer.dimensions import (
+    DIMENSIONS,
+    PLANNER_SYSTEM_PROMPT,
+    builtin_vectors,
+    everyday_requests,
+    load_dimension,
+)
+from langchain_steer.extract import Example
 from langchain_steer.generate import generate_batch
 from langchain_steer.hooks import MAX_STRENGTH
 from langchain_steer.models import load_model
 from langchain_steer.vectors import SteeringVector, load_vectors
 
-# None keeps the model's own default system prompt, which the shipped vectors were calibrated with.
-DEFAULT_SYSTEM: str | None = None
+# The shipped vectors are extracted and calibrated under the planner system prompt; "" turns it off.
+DEFAULT_SYSTEM: str = PLANNER_SYSTEM_PROMPT
+# A mild penalty: greedy replies of the 135M demo model otherwise loop on about one request in ten.
+DEMO_REPETITION_PENALTY = 1.1
 
 
 def _parse_steer(items: Sequence[str]) -> dict[str, float]:
@@ -57,79 +64,94 @@ def _messages(prompt: str, system: str | None) -> list[dict[str, str]]:
     ]
 
 
-def _examples_from_file(path: Path) -> tuple[list[Example], list[Example], tuple[str, str], str]:
-    raw = json.loads(path.read_text("utf-8"))
-    pairs = [p for p in raw["examples"] if p.get("split", "train") == "train"]
-    negative = [Example(p["prompt"], p["negative"]) for p in pairs]
-    positive = [Example(p["prompt"], p["positive"]) for p in pairs]
-    return (
-        negative,
-        positive,
-        (raw.get("negative", "negative"), raw.get("positive", "positive")),
-        raw.get("name", path.stem),
+def _system(args: argparse.Namespace) -> str | None:
+    return args.system or None
+
+
+def _spec_from_file(path: Path, name: str | None) -> Any:
+    """A custom dimension from an examples file (the built-in dimension JSON format)."""
+    from langchain_steer.eval.judge import PoleJudge
+    from langchain_steer.recipe import DimensionSpec
+
+    try:
+        raw = json.loads(path.read_text("utf-8"))
+        pairs = [p for p in raw["examples"] if p.get("split", "train") == "train"]
+        negative = [Example(p["prompt"], p["negative"]) for p in pairs]
+        positive = [Example(p["prompt"], p["positive"]) for p in pairs]
+    except FileNotFoundError:
+        raise SystemExit(f"error: no examples file at {path}") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise SystemExit(
+            f"error: {path} is not an examples file ({error}); see docs/engine.md for the format"
+        ) from None
+    poles = (raw.get("negative", "negative"), raw.get("positive", "positive"))
+    dimension = name or raw.get("name", path.stem)
+    words = raw.get("pole_words")
+    judge = (
+        PoleJudge(dimension, poles, {k: tuple(v) for k, v in words.items()})
+        if words
+        else PoleJudge.from_examples(
+            [e.response for e in negative],
+            [e.response for e in positive],
+            dimension=dimension,
+            poles=poles,
+        )
     )
+    return DimensionSpec(dimension, poles, negative, positive, judge, raw.get("pole_prompts"))
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    """``langchain-steer extract``: extract (and calibrate) vectors, then save them."""
-    model, tokenizer = load_model(args.model, device=args.device)
-    jobs: list[tuple[str, list[Example], list[Example], tuple[str, str], list[Example]]] = []
+    """``langchain-steer extract``: extract, disentangle and calibrate vectors, then save them."""
+    from langchain_steer.recipe import DimensionSpec, build_vectors, parse_counter_steer
+
+    try:
+        steps = [parse_counter_steer(spec) for spec in args.counter_steer]
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
     if args.examples:
-        negative, positive, poles, name = _examples_from_file(Path(args.examples))
-        raw = json.loads(Path(args.examples).read_text("utf-8"))
-        held = [p for p in raw["examples"] if p.get("split") == "test"]
-        held_out = [Example(p["prompt"], p[k]) for p in held for k in ("negative", "positive")]
-        jobs.append((args.name or name, negative, positive, poles, held_out))
+        specs = [_spec_from_file(Path(args.examples), args.name)]
     else:
-        names = DIMENSIONS if args.dimension == "all" else [args.dimension]
-        for name in names:
-            dim = load_dimension(name)
-            negative, positive = dim.examples("train")
-            test_neg, test_pos = dim.examples("test")
-            # Interleave the poles so that a truncated calibration set stays balanced.
-            held = [e for pair in zip(test_neg, test_pos, strict=True) for e in pair]
-            jobs.append((name, negative, positive, dim.poles, held))
+        names = DIMENSIONS if args.dimension == "all" else (args.dimension,)
+        specs = [DimensionSpec.builtin(name) for name in names]
+    if args.calibrate and any(s.instructions is None for s in specs):
+        raise SystemExit(
+            'error: calibration needs \'pole_prompts\' ({"negative": ..., "positive": ...}: what a user '
+            "says to ask for each pole) in the examples file; add them or pass --no-calibrate"
+        )
+    model, tokenizer = load_model(args.model, device=args.device)
     out = Path(args.out)
-    for name, negative, positive, poles, held_out in jobs:
-        started = time.perf_counter()
-        layers = [int(x) for x in args.layers.split(",")] if args.layers else None
-        vector = extract_vector(
+    single = len(specs) == 1 and bool(out.suffix) and not out.is_dir()
+    started = time.perf_counter()
+
+    def save(vector: SteeringVector) -> None:
+        target = out if single else out / f"{vector.name}.safetensors"
+        vector.save(target)
+        ranges = f"-{vector.negative_side[1]:g} / +{vector.functional_range:g}"
+        print(
+            f"{vector.name}: layers {vector.layers[0]}-{vector.layers[-1]}, method {vector.method}, "
+            f"ranges {ranges} -> {target} ({time.perf_counter() - started:.0f} s)"
+        )
+
+    try:
+        build_vectors(
             model,
             tokenizer,
-            negative,
-            positive,
-            name=name,
-            poles=poles,
+            specs,
+            system=_system(args),
             method=args.method,
-            layers=layers,
+            layers=[int(x) for x in args.layers.split(",")] if args.layers else None,
+            band=tuple(args.band),
             top_k=args.top_k,
+            project_writing_system=args.script_projection,
+            counter_steers=steps,
+            calibrate=args.calibrate,
+            calibration_prompts=everyday_requests("dev")[: args.calibration_prompts],
+            max_ratio=args.max_ppl_ratio,
             batch_size=args.batch_size,
+            on_vector=save,
         )
-        if args.calibrate:
-            if not held_out:
-                raise SystemExit(
-                    f"{name}: no held-out ('test') examples to calibrate on; pass --no-calibrate"
-                )
-            alpha, details = calibrate_range(
-                model,
-                tokenizer,
-                vector,
-                held_out[: args.calibration_examples],
-                max_ratio=args.max_ppl_ratio,
-            )
-            vector = dataclasses.replace(
-                vector, functional_range=alpha, extra={**vector.extra, "calibration": details}
-            )
-        target = (
-            out / f"{name}.safetensors"
-            if (len(jobs) > 1 or out.is_dir() or not out.suffix)
-            else out
-        )
-        vector.save(target)
-        print(
-            f"{name}: layers {vector.layers}, method {vector.method}, functional_range "
-            f"{vector.functional_range:g} -> {target} ({time.perf_counter() - started:.0f} s)"
-        )
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
     return 0
 
 
@@ -142,10 +164,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
         [reply] = generate_batch(
             model,
             tokenizer,
-            [_messages(args.prompt, args.system)],
+            [_messages(args.prompt, _system(args))],
             vectors,
             [strengths],
             max_new_tokens=args.max_tokens,
+            repetition_penalty=args.repetition_penalty,
         )
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
@@ -172,6 +195,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     levels = (-1.0, 0.0, 1.0)
     terminal = shutil.get_terminal_size((150, 40)).columns
     width = max(30, min(60, (terminal - 6) // 3))
+    system = _system(args)
+    print(f"system prompt: {system!r}" if system else "system prompt: none (the model's default)")
+    print(
+        f"greedy, {args.max_tokens} new tokens, repetition penalty {args.repetition_penalty:g}; "
+        "±1 is each pole's strongest calibrated setting"
+    )
     for name in names:
         if name not in vectors:
             raise SystemExit(f"No vector for {name!r}; available: {', '.join(vectors)}")
@@ -181,10 +210,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         replies = generate_batch(
             model,
             tokenizer,
-            [_messages(prompt, args.system)] * len(levels),
+            [_messages(prompt, system)] * len(levels),
             vectors,
             [{name: level} for level in levels],
             max_new_tokens=args.max_tokens,
+            repetition_penalty=args.repetition_penalty,
         )
         poles = vectors[name].poles
         print(f"\n=== {name}: {poles[0]} (-1) <-> {poles[1]} (+1) ===   prompt: {prompt!r}")
@@ -228,28 +258,18 @@ def _eval_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Steering
     return model, tokenizer, vectors, names
 
 
-def _eval_data(
-    args: argparse.Namespace, name: str, *, calibration: bool = False
-) -> tuple[list[str], Any]:
-    """The prompts and pole corpus to evaluate ``name`` on: built-in data, or an examples file.
-
-    Sweeps use the neutral ``eval_prompts``; calibration uses the prompts of the held-out ``test`` pairs, so
-    that a range chosen on one set of prompts is then measured on another.
-    """
+def _eval_data(args: argparse.Namespace, name: str) -> tuple[list[str], Any]:
+    """The prompts and pole corpus of an embedding sweep of ``name``: built-in data, or an examples file."""
     from langchain_steer.eval.sweep import PoleCorpus
 
     if args.examples:
         raw = json.loads(Path(args.examples).read_text("utf-8"))
         held = [p for p in raw["examples"] if p.get("split") == "test"] or raw["examples"]
         corpus = PoleCorpus(tuple(p["negative"] for p in held), tuple(p["positive"] for p in held))
-        held_prompts = [p["prompt"] for p in held]
-        eval_prompts = list(raw.get("eval_prompts") or held_prompts)
+        prompts = list(raw.get("eval_prompts") or [p["prompt"] for p in held])
     else:
-        dimension = load_dimension(name)
         corpus = PoleCorpus.from_dimension(name)
-        held_prompts = [e.prompt for e in dimension.examples("test")[0]]
-        eval_prompts = list(dimension.eval_prompts)
-    prompts = held_prompts if calibration else eval_prompts
+        prompts = list(load_dimension(name).eval_prompts)
     # Evenly spaced picks keep the tasks (gifts, travel, food, recipes) balanced in a subset.
     count = min(args.prompts, len(prompts))
     picked = [prompts[(i * len(prompts)) // count] for i in range(count)]
@@ -276,6 +296,8 @@ def cmd_eval_sweep(args: argparse.Namespace) -> int:
                 max_new_tokens=args.max_tokens,
                 batch_size=args.batch_size,
                 reference=reference,
+                system=_system(args),
+                repetition_penalty=args.repetition_penalty,
             )
         except ValueError as error:
             raise SystemExit(f"error: {error}") from None
@@ -289,70 +311,108 @@ def cmd_eval_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _judge_and_instructions(args: argparse.Namespace, name: str) -> tuple[Any, Any]:
+    """The pole judge and pole instructions of ``name``: built-in, or from --examples."""
+    from langchain_steer.eval.judge import PoleJudge
+
+    if args.examples:
+        spec = _spec_from_file(Path(args.examples), name)
+        return spec.judge, spec.instructions
+    if name not in DIMENSIONS:
+        raise SystemExit(
+            f"error: {name!r} is not a built-in dimension; pass --examples FILE (the extraction JSON "
+            "format, with 'pole_prompts' and optionally 'pole_words')"
+        )
+    return PoleJudge.for_dimension(name), load_dimension(name).pole_prompts
+
+
 def cmd_eval_calibrate(args: argparse.Namespace) -> int:
-    """``langchain-steer eval calibrate``: set functional_range from a sweep; write it back."""
-    from langchain_steer.eval.calibration import calibrate_from_sweep, calibrate_vector
-    from langchain_steer.eval.report import require_matplotlib, write_report
-    from langchain_steer.eval.sweep import SweepResult
+    """``langchain-steer eval calibrate``: set each vector's ranges from generated text; write them back."""
+    from langchain_steer.eval.range_calibration import calibrate_range, choose_norm
+    from langchain_steer.eval.report import write_calibration_report
 
     if args.vectors is None:
         raise SystemExit(
-            "error: eval calibrate writes the range back into the vector files: pass --vectors FILE "
+            "error: eval calibrate writes the ranges back into the vector files: pass --vectors FILE "
             "or FOLDER (copy the built-in ones first to recalibrate those)"
         )
     source = Path(args.vectors)
-    if args.from_sweep:
-        # Re-decide from saved sweeps: no model, no generation.
+    if args.from_report:
+        # Re-decide from saved checks: no model, no generation.
         vectors, names = _eval_vectors(args)
         for name in names:
-            path = Path(args.from_sweep) / f"{name}_sweep.json"
+            path = Path(args.from_report) / f"{name}_calibration.json"
             try:
-                sweep = SweepResult.from_dict(json.loads(path.read_text("utf-8")))
-                outcome = calibrate_from_sweep(
-                    vectors[name], sweep, max_ratio=args.max_ppl_ratio, tolerance=args.tolerance
-                )
+                saved = json.loads(path.read_text("utf-8"))
+                ranges = {}
+                for side in ("negative", "positive"):
+                    norm, _, stopped = choose_norm(
+                        saved["checks"][side],
+                        max_ratio=args.max_ppl_ratio,
+                        max_degenerate=args.max_degenerate,
+                        tolerance=args.tolerance,
+                    )
+                    if norm == 0:
+                        raise ValueError(
+                            f"no saved grid norm qualifies on the {side} side ({stopped})"
+                        )
+                    ranges[side] = norm
             except FileNotFoundError:
-                raise SystemExit(f"error: no saved sweep at {path}") from None
+                raise SystemExit(f"error: no saved calibration at {path}") from None
             except (KeyError, TypeError, ValueError) as error:
                 raise SystemExit(f"error: {name}: {error}") from None
-            _save_calibrated(source, name, vectors[name], outcome)
+            details = {**saved["details"], "max_ratio": args.max_ppl_ratio, "re_decided": True}
+            vector = dataclasses.replace(
+                vectors[name],
+                functional_range=ranges["positive"],
+                negative_range=ranges["negative"],
+                extra={**vectors[name].extra, "calibration": details},
+            )
+            _save_calibrated(source, name, vectors[name], vector)
         return 0
-    if args.report and args.plots:
-        try:
-            require_matplotlib()
-        except ImportError as error:
-            raise SystemExit(f"error: {error}") from None
     model, tokenizer, vectors, names = _eval_inputs(args)
+    prompts = everyday_requests("dev")[: args.prompts]
     for name in names:
-        prompts, corpus = _eval_data(args, name, calibration=True)
+        judge, instructions = _judge_and_instructions(args, name)
+        if instructions is None:
+            raise SystemExit(
+                f"error: {name}: calibration needs 'pole_prompts' in the examples file"
+            )
         try:
-            outcome = calibrate_vector(
+            outcome = calibrate_range(
                 model,
                 tokenizer,
                 vectors[name],
                 prompts=prompts,
-                corpus=corpus,
+                judge=judge,
+                instructions=instructions,
+                system=_system(args),
                 fractions=args.fractions,
                 max_ratio=args.max_ppl_ratio,
+                max_degenerate=args.max_degenerate,
                 tolerance=args.tolerance,
                 max_new_tokens=args.max_tokens,
+                repetition_penalty=args.repetition_penalty,
                 batch_size=args.batch_size,
             )
         except ValueError as error:
             raise SystemExit(f"error: {name}: {error}") from None
         if args.report:
-            write_report(outcome.sweep, args.report, plots=args.plots)
-        _save_calibrated(source, name, vectors[name], outcome)
+            write_calibration_report(outcome, args.report)
+        _save_calibrated(source, name, vectors[name], outcome.vector)
+        for side in ("negative", "positive"):
+            print(f"  {side}: stopped by {outcome.stopped_by[side]}")
     return 0
 
 
-def _save_calibrated(source: Path, name: str, before: SteeringVector, outcome: Any) -> None:
+def _save_calibrated(
+    source: Path, name: str, before: SteeringVector, after: SteeringVector
+) -> None:
     target = _vector_file(source, name)
-    outcome.vector.save(target)
+    after.save(target)
     print(
-        f"{name}: functional_range {before.functional_range:g} -> {outcome.functional_range:g} "
-        f"({outcome.functional_range / outcome.residual_norm:.3f} of the residual norm "
-        f"{outcome.residual_norm:.1f}) -> {target}"
+        f"{name}: ranges -{before.negative_side[1]:g} / +{before.functional_range:g} -> "
+        f"-{after.negative_side[1]:g} / +{after.functional_range:g} -> {target}"
     )
 
 
@@ -364,6 +424,43 @@ def _vector_file(source: Path, name: str) -> Path:
         if (SteeringVector.load(file).name or file.stem) == name:
             return file
     return source / f"{name}.safetensors"
+
+
+def cmd_eval_poles(args: argparse.Namespace) -> int:
+    """``langchain-steer eval poles``: pole shares, fluency and cross-effects on everyday requests."""
+    from langchain_steer.eval.pole_eval import evaluate_poles
+    from langchain_steer.eval.report import write_pole_report
+
+    model, tokenizer, vectors, names = _eval_inputs(args)
+    prompts = everyday_requests(args.split)[: args.prompts]
+    judges, instructions = {}, {}
+    for name in vectors:
+        if name in names or name in DIMENSIONS:
+            judges[name], pole_prompts = _judge_and_instructions(args, name)
+            if pole_prompts:
+                instructions[name] = pole_prompts
+    reference = load_model(args.reference, device=args.device) if args.reference else None
+    try:
+        evaluation = evaluate_poles(
+            model,
+            tokenizer,
+            vectors,
+            prompts=prompts,
+            judges=judges,
+            instructions=instructions,
+            dimensions=names,
+            strengths=args.strengths,
+            system=_system(args),
+            max_new_tokens=args.max_tokens,
+            repetition_penalty=args.repetition_penalty,
+            reference=reference,
+            batch_size=args.batch_size,
+        )
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    written = write_pole_report(evaluation, args.out)
+    print(written["markdown"].read_text("utf-8"))
+    return 0
 
 
 def cmd_eval_diagnose(args: argparse.Namespace) -> int:
@@ -451,6 +548,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
                 store=db.store,
                 dimensions=dimensions,
                 calibrate_rounds=args.rounds,
+                system_prompt=_system(args),
             )
         except (TypeError, ValueError) as error:
             raise SystemExit(f"error: {error}") from None
@@ -510,24 +608,77 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", default="demo", help="'demo', a hub id, a folder or a .gguf file")
         p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: auto)")
 
-    extract = sub.add_parser("extract", help="compute steering vectors from contrastive examples")
+    def system_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--system",
+            default=DEFAULT_SYSTEM,
+            help="system prompt (default: the lifestyle-planning prompt the shipped vectors use; "
+            "'' for none)",
+        )
+
+    def penalty_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--repetition-penalty",
+            type=float,
+            default=DEMO_REPETITION_PENALTY,
+            help="HF repetition penalty of the greedy replies (1 turns it off)",
+        )
+
+    extract = sub.add_parser(
+        "extract",
+        help="extract, disentangle and calibrate steering vectors from contrastive examples",
+    )
     common(extract)
     source = extract.add_mutually_exclusive_group(required=True)
     source.add_argument("--dimension", choices=[*DIMENSIONS, "all"], help="a built-in dimension")
     source.add_argument("--examples", help="a JSON file in the built-in dimension format")
     extract.add_argument("--name", help="dimension name to store (default: from the file)")
-    extract.add_argument("--method", choices=["mean_diff", "pca", "probe"], default="mean_diff")
-    extract.add_argument("--top-k", type=int, default=4, help="layers to keep, by probe accuracy")
+    extract.add_argument(
+        "--method",
+        choices=["pole_mean", "mean_diff", "pca", "probe"],
+        default="pole_mean",
+        help="pole_mean: two-sided, each pole against the built-in replies (default)",
+    )
+    extract.add_argument(
+        "--band",
+        nargs=2,
+        type=float,
+        default=[0.55, 0.8],
+        metavar=("START", "END"),
+        help="depth band of steered layers, as fractions of the layer count",
+    )
+    extract.add_argument(
+        "--top-k", type=int, help="keep only the k best layers of the band by probe"
+    )
     extract.add_argument("--layers", help="explicit comma-separated layer indices")
     extract.add_argument("--batch-size", type=int, default=8)
+    system_option(extract)
+    extract.add_argument(
+        "--no-script-projection",
+        dest="script_projection",
+        action="store_false",
+        help="keep the writing-system direction (by default it is projected out)",
+    )
+    extract.add_argument(
+        "--counter-steer",
+        action="append",
+        default=[],
+        metavar="DIM:SIDE=OTHER:SIDE:WEIGHT",
+        help="cancel a measured drift, e.g. age:positive=time:positive:0.8 (see docs/eval.md)",
+    )
     extract.add_argument(
         "--no-calibrate",
         dest="calibrate",
         action="store_false",
-        help="skip the perplexity sweep that sets functional_range",
+        help="skip range calibration (about 5 minutes per dimension on 2 CPU cores)",
     )
-    extract.add_argument("--max-ppl-ratio", type=float, default=1.5)
-    extract.add_argument("--calibration-examples", type=int, default=20)
+    extract.add_argument("--max-ppl-ratio", type=float, default=1.4)
+    extract.add_argument(
+        "--calibration-prompts",
+        type=int,
+        default=30,
+        help="how many of the 30 development requests calibration generates from",
+    )
     extract.add_argument("--out", required=True, help="a .safetensors file, or a folder")
     extract.set_defaults(func=cmd_extract)
 
@@ -542,7 +693,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"e.g. cost=0.8; strengths in [-{MAX_STRENGTH:g}, {MAX_STRENGTH:g}]",
     )
     chat.add_argument("--vectors", help="a vector file or a folder of them (default: built-in)")
-    chat.add_argument("--system", default=DEFAULT_SYSTEM)
+    system_option(chat)
+    penalty_option(chat)
     chat.add_argument("--max-tokens", type=int, default=120)
     chat.set_defaults(func=cmd_chat)
 
@@ -551,7 +703,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--prompt", help="one prompt for every dimension (default: each one's own)")
     demo.add_argument("--dimensions", help="comma-separated subset")
     demo.add_argument("--vectors", help="a vector file or a folder of them (default: built-in)")
-    demo.add_argument("--system", default=DEFAULT_SYSTEM)
+    system_option(demo)
+    penalty_option(demo)
     demo.add_argument("--max-tokens", type=int, default=60)
     demo.set_defaults(func=cmd_demo)
 
@@ -569,13 +722,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--dimensions", help="comma-separated subset (calibrate: the ones to elicit)"
     )
     agent.add_argument(
-        "--rounds", type=int, default=3, help="A/B elicitation questions per dimension (calibrate mode, 2-4)"
+        "--rounds",
+        type=int,
+        default=3,
+        help="A/B elicitation questions per dimension (calibrate mode, 2-4)",
     )
     agent.add_argument("--vectors", help="a folder of vector files (default: built-in)")
+    system_option(agent)
     agent.add_argument("--max-tokens", type=int, default=160)
     agent.set_defaults(func=cmd_agent)
 
-    evaluate = sub.add_parser("eval", help="measure steering: sweeps, calibration, diagnostics")
+    evaluate = sub.add_parser(
+        "eval", help="measure steering: pole shares, range calibration, sweeps, diagnostics"
+    )
     eval_sub = evaluate.add_subparsers(dest="eval_command", required=True)
 
     def eval_common(p: argparse.ArgumentParser, prompts: int, max_tokens: int) -> None:
@@ -584,15 +743,42 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--examples", help="data file (extraction JSON format) for a custom dimension"
         )
-        p.add_argument("--prompts", type=int, default=prompts, help="how many eval prompts to use")
+        p.add_argument("--prompts", type=int, default=prompts, help="how many requests to use")
         p.add_argument("--max-tokens", type=int, default=max_tokens, help="reply length")
         p.add_argument("--batch-size", type=int, default=16, help="replies per batched generate")
-        p.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG plots")
+        system_option(p)
+        penalty_option(p)
+
+    poles = eval_sub.add_parser(
+        "poles",
+        help="share of replies reading as each pole, fluency against asking for the pole, "
+        "cross-effects between dimensions",
+    )
+    eval_common(poles, prompts=40, max_tokens=48)
+    poles.add_argument("--dimension", default="all", help="a dimension, a comma list, or 'all'")
+    poles.add_argument(
+        "--split",
+        choices=["test", "dev"],
+        default="test",
+        help="everyday requests: the 40 held-out ones (default) or the 30 development ones",
+    )
+    poles.add_argument(
+        "--strengths",
+        nargs="+",
+        type=float,
+        default=[-1.0, 1.0],
+        metavar="S",
+        help="non-zero strengths to steer each dimension at (unsteered replies are always included)",
+    )
+    poles.add_argument("--reference", help="an independent model to score perplexity with too")
+    poles.add_argument("--out", default="eval-results", help="report folder")
+    poles.set_defaults(func=cmd_eval_poles)
 
     sweep = eval_sub.add_parser(
-        "sweep", help="effect and fluency against strength: JSON, markdown report, PNG plots"
+        "sweep", help="the paper's embedding effect and PNE against strength: JSON, report, plots"
     )
     eval_common(sweep, prompts=20, max_tokens=48)
+    sweep.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG plots")
     sweep.add_argument("--dimension", required=True, help="a dimension, a comma list, or 'all'")
     sweep.add_argument(
         "--strengths",
@@ -608,31 +794,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     calibrate = eval_sub.add_parser(
         "calibrate",
-        help="set each vector's functional_range from a sweep over norms; write it back",
+        help="set each vector's ranges from replies generated at a grid of norms; write them back",
     )
-    eval_common(calibrate, prompts=20, max_tokens=40)  # prompts of the held-out pairs
+    eval_common(calibrate, prompts=30, max_tokens=48)  # the development requests
     calibrate.add_argument("--dimension", default="all", help="a dimension, a comma list, or 'all'")
-    calibrate.add_argument("--max-ppl-ratio", type=float, default=1.5)
+    calibrate.add_argument("--max-ppl-ratio", type=float, default=1.4)
+    calibrate.add_argument(
+        "--max-degenerate", type=float, default=0.05, help="largest share of degenerate replies"
+    )
     calibrate.add_argument(
         "--tolerance",
         type=float,
-        default=None,
-        help="a dip of the mean effect between neighbouring norms this small still counts as monotone "
-        "(default: the sampling noise, from the bootstrap intervals)",
+        default=0.1,
+        help="how far the pole share may fall between neighbouring grid norms",
     )
     calibrate.add_argument(
         "--fractions",
         nargs="+",
         type=float,
-        default=[0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08],
+        default=[0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.05],
         metavar="F",
-        help="grid norms as fractions of the residual norm, e.g. --fractions 0.02 0.04 0.06",
+        help="grid norms as fractions of the residual norm at the median steered layer",
     )
-    calibrate.add_argument("--report", help="also write the norm sweep's report to this folder")
+    calibrate.add_argument("--report", help="also write each calibration's checks to this folder")
     calibrate.add_argument(
-        "--from-sweep",
+        "--from-report",
         metavar="FOLDER",
-        help="re-decide from the <dim>_sweep.json files a --report wrote, without generating",
+        help="re-decide from the <dim>_calibration.json files a --report wrote, without generating",
     )
     calibrate.set_defaults(func=cmd_eval_calibrate)
 

@@ -13,7 +13,9 @@ Design rules (see ``docs/engine.md``):
 * **Zero costs nothing.** A dimension at strength 0 is dropped before any hook is made; a layer with
   nothing left to add gets no hook at all, so ``steer(..., {"cost": 0})`` runs the bare model.
 * **Signed sum.** Several dimensions add up: the offset at layer ``l`` is
-  ``sum_d strength_d * functional_range_d * direction_d[l]``.
+  ``sum_d strength_d * functional_range_d * direction_d[l]`` for symmetric vectors; a two-sided vector
+  contributes its negative side (``|strength_d| * negative_range_d * negative_direction_d[l]``) at
+  negative strengths (see :mod:`langchain_steer.vectors`).
 * **Per-row strengths.** A strength may be a sequence with one value per batch row; the hook then adds
   a different offset to each row (used to batch many users in one ``generate``).
 * **Position policy.** ``"all"`` steers every position of every forward pass (prompt and generated
@@ -126,13 +128,29 @@ def layer_offsets(
     if len(sizes) > 1:
         raise ValueError(f"Steering vectors disagree on the hidden size: {sorted(sizes)}.")
     offsets: dict[int, torch.Tensor] = {}
+
+    def add(layer: int, term: torch.Tensor) -> None:
+        offsets[layer] = term if layer not in offsets else offsets[layer] + term
+
     for name, tensor in checked.items():
         vector = vectors[name]
         # Per row: (batch, 1) * (hidden,) -> (batch, hidden); scalar: 0-D * (hidden,) -> (hidden,).
-        scale = (tensor.unsqueeze(-1) if tensor.dim() == 1 else tensor) * vector.functional_range
-        for layer, direction in vector.directions.items():
-            term = scale.to(torch.float32) * direction.detach().to("cpu", torch.float32)
-            offsets[layer] = term if layer not in offsets else offsets[layer] + term
+        column = tensor.unsqueeze(-1) if tensor.dim() == 1 else tensor
+        if vector.symmetric:
+            scale = column * vector.functional_range
+            for layer, direction in vector.directions.items():
+                add(layer, scale.to(torch.float32) * direction.detach().to("cpu", torch.float32))
+            continue
+        # Two-sided: positive strengths use the positive side, negative ones the negative side.
+        negative, negative_range = vector.negative_side
+        for side, scale in (
+            (vector.directions, column.clamp(min=0) * vector.functional_range),
+            (negative, (-column).clamp(min=0) * negative_range),
+        ):
+            if not bool((scale != 0).any()):
+                continue
+            for layer, direction in side.items():
+                add(layer, scale.to(torch.float32) * direction.detach().to("cpu", torch.float32))
     if rows is not None:
         # A scalar dimension mixed with per-row ones applies to every row.
         offsets = {k: v.expand(rows, -1) if v.dim() == 1 else v for k, v in offsets.items()}

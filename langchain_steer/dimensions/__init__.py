@@ -1,8 +1,12 @@
-"""The paper's five lifestyle preference dimensions: contrastive data and precomputed vectors.
+"""The paper's five lifestyle dimensions: contrastive data, evaluation requests and precomputed vectors.
 
 Each dimension is a JSON file in ``data/`` with paired replies (the same request answered at both
 poles) across gift, travel, restaurant and recipe tasks, split into ``train`` (extraction) and
-``test`` (calibration and evaluation). Vectors precomputed for the demo model live in
+``test`` (held out: the pole corpora of the evaluation). It also holds the pole lexicon the pole judge
+reads (``pole_words``), a short description of each pole, and the sentence a user would say to ask for
+each pole (``pole_prompts``, the prompted-pole baseline). ``data/requests.json`` holds everyday requests
+that favour no pole (30 ``dev`` ones for tuning and range calibration, 40 held-out ``test`` ones for
+measurement) and the lifestyle-planning system prompt. Vectors precomputed for the demo model live in
 ``vectors/demo/<name>.safetensors``.
 
 =========  ===================  ======================
@@ -22,17 +26,53 @@ import dataclasses
 import json
 from functools import cache
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 from langchain_steer.extract import Example
 from langchain_steer.vectors import SteeringVector
 
-__all__ = ["DIMENSIONS", "Dimension", "builtin_vectors", "load_dimension"]
+__all__ = [
+    "DIMENSIONS",
+    "PLANNER_SYSTEM_PROMPT",
+    "Dimension",
+    "builtin_vectors",
+    "everyday_requests",
+    "load_dimension",
+    "reference_examples",
+]
 
 DIMENSIONS: tuple[str, ...] = ("cost", "ambiance", "age", "time", "culture")
 """Names of the built-in dimensions, in the paper's order."""
 
 Split = Literal["train", "test", "all"]
+
+
+@cache
+def _requests() -> dict[str, Any]:
+    text = resources.files(__package__).joinpath("data", "requests.json").read_text("utf-8")
+    return dict(json.loads(text))
+
+
+PLANNER_SYSTEM_PROMPT: str = _requests()["system_prompt"]
+"""The lifestyle-planning system prompt of ``langchain-steer demo``, the agent and the measurements.
+
+As in the paper's chatbot, it makes the assistant recommend concrete places and things; unsteered, the demo
+model otherwise answers many everyday requests with a refusal. The shipped vectors are extracted and
+calibrated under it."""
+
+
+def everyday_requests(split: Literal["dev", "test"]) -> list[str]:
+    """Everyday requests that favour no pole of any built-in dimension.
+
+    ``"dev"`` (30) may be used to tune and to calibrate ranges; ``"test"`` (40) is held out for measurement.
+    Both were written before any tuning and share no request with the extraction data.
+
+    Raises:
+        ValueError: an unknown split.
+    """
+    if split not in ("dev", "test"):
+        raise ValueError(f"split must be 'dev' or 'test', not {split!r}.")
+    return list(_requests()[split])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,9 +85,13 @@ class Dimension:
         positive: name of the pole at strength +1, e.g. ``"luxury"``.
         description: one sentence.
         demo_prompt: the neutral request ``langchain-steer demo`` answers.
-        pole_words: ``{"negative": [...], "positive": [...]}`` words typical of each pole.
-        eval_prompts: neutral held-out requests for evaluation.
+        pole_words: ``{"negative": [...], "positive": [...]}`` words and phrases that mark each pole: the
+            lexicon of :class:`langchain_steer.eval.judge.PoleJudge`.
+        eval_prompts: topical requests for the embedding-effect sweeps (``eval sweep``).
         pairs: ``{"task", "prompt", "negative", "positive", "split"}`` records.
+        pole_prompts: ``{"negative": ..., "positive": ...}``: what a user says to ask for each pole
+            ("I'm on a tight budget, ..."), prepended to a request for the prompted-pole baseline.
+        pole_descriptions: ``{"negative": [...], "positive": [...]}`` sentences describing each pole.
     """
 
     name: str
@@ -58,6 +102,8 @@ class Dimension:
     pole_words: dict[str, list[str]]
     eval_prompts: list[str]
     pairs: list[dict[str, str]]
+    pole_prompts: dict[str, str]
+    pole_descriptions: dict[str, list[str]]
 
     @property
     def poles(self) -> tuple[str, str]:
@@ -94,7 +140,22 @@ def load_dimension(name: str) -> Dimension:
         pole_words=raw["pole_words"],
         eval_prompts=raw["eval_prompts"],
         pairs=raw["examples"],
+        pole_prompts=raw["pole_prompts"],
+        pole_descriptions=raw["pole_descriptions"],
     )
+
+
+def reference_examples(split: Split = "train") -> list[Example]:
+    """Every reply of every built-in dimension's ``split``, both poles: the default anchor of extraction.
+
+    Measured against this broad mix of recommendation replies, each pole's mean keeps what is particular
+    to that pole (see :func:`langchain_steer.extract.extract_vector`).
+    """
+    examples: list[Example] = []
+    for name in DIMENSIONS:
+        negative, positive = load_dimension(name).examples(split)
+        examples.extend(negative + positive)
+    return examples
 
 
 def builtin_vectors(model: str = "demo") -> dict[str, SteeringVector]:

@@ -3,9 +3,11 @@
 * **Probe accuracy per layer**: cross-validated logistic-probe accuracy of the two poles' activations at
   every layer (recorded by :func:`langchain_steer.extract.extract_vector`, or recomputed here). Layers near
   chance carry no usable direction.
-* **Cosine similarity between dimensions**: the mean cosine of two vectors' directions over the layers they
-  share. A large value means entangled directions: steering one also steers the other.
-* **Norm relative to the residual stream**: the functional range over the median norm of the residual
+* **Cosine similarity between dimensions**: the mean cosine of two vectors' axes over the layers they
+  share, where a layer's axis runs from the negative side's offset to the positive side's (for a symmetric
+  vector, its direction). A large value means entangled directions: steering one also steers the other.
+  Behaviour can be entangled at small cosines too; :mod:`langchain_steer.eval.pole_eval` measures it.
+* **Norm relative to the residual stream**: the norm strength +1 adds over the median norm of the residual
   stream at each steered layer. A few percent is typical; tens of percent overwrite the model's state.
 """
 
@@ -36,7 +38,12 @@ __all__ = [
 
 @torch.no_grad()
 def residual_norms(
-    model: Any, tokenizer: Any, prompts: Sequence[str], *, layer_path: str | None = None
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    *,
+    system: str | None = None,
+    layer_path: str | None = None,
 ) -> dict[int, float]:
     """Median L2 norm of every decoder block's output over the tokens of ``prompts`` (chat-rendered).
 
@@ -65,7 +72,10 @@ def residual_norms(
     handles = [block.register_forward_hook(recorder(i)) for i, block in enumerate(blocks)]
     try:
         for prompt in prompts:
-            text = apply_chat_template(tokenizer, [{"role": "user", "content": prompt}])
+            chat = ([{"role": "system", "content": system}] if system else []) + [
+                {"role": "user", "content": prompt}
+            ]
+            text = apply_chat_template(tokenizer, chat)
             model(input_ids=encode_prompts(tokenizer, [text], device)["input_ids"], use_cache=False)
     finally:
         for handle in handles:
@@ -88,6 +98,14 @@ def layer_probe_accuracies(
     return probe_accuracies(neg, pos)
 
 
+def _axis(vector: SteeringVector, layer: int) -> torch.Tensor:
+    """From the negative side's offset at ``layer`` to the positive side's (either may be absent)."""
+    negative, _ = vector.negative_side
+    zero = torch.zeros(vector.hidden_size)
+    positive = vector.directions.get(layer, zero).float().cpu()
+    return positive - negative.get(layer, zero).float().cpu()
+
+
 def cosine_matrix(
     vectors: Mapping[str, SteeringVector],
 ) -> tuple[list[str], list[list[float | None]]]:
@@ -108,8 +126,8 @@ def cosine_matrix(
             cosines = [
                 float(
                     torch.nn.functional.cosine_similarity(
-                        vectors[a].directions[layer].float().cpu(),
-                        vectors[b].directions[layer].float().cpu(),
+                        _axis(vectors[a], layer),
+                        _axis(vectors[b], layer),
                         dim=0,
                     )
                 )
@@ -130,7 +148,7 @@ class Diagnostics:
         names: dimension order of ``cosine``.
         cosine: mean cosine between dimensions over shared layers (``None``: no shared layer).
         residual_norm: layer → median residual norm on the prompts.
-        relative_norm: dimension → functional range over the residual norm, per steered layer.
+        relative_norm: dimension → norm added at strength +1 over the residual norm, per steered layer.
     """
 
     probe_accuracy: dict[str, list[float]]
@@ -209,8 +227,8 @@ def diagnose(
     names, cosine = cosine_matrix(vectors)
     relative = {
         name: {
-            layer: (v.functional_range / norms[layer] if norms[layer] > 0 else math.inf)
-            for layer in v.layers
+            layer: (float(offset.norm()) / norms[layer] if norms[layer] > 0 else math.inf)
+            for layer, offset in v.offsets(1.0).items()
         }
         for name, v in vectors.items()
     }

@@ -12,16 +12,53 @@ your own notebooks share one definition of each metric.
   ``(effect(α) − effect(0)) / (ppl(α) / ppl(0))`` (:func:`pne`).
 * **Statistics**: Spearman's ρ of effect against strength (:func:`spearman`), percentile bootstrap confidence
   intervals (:func:`bootstrap_ci`).
+* **Degeneration**, measured on the text itself: the share of repeated word 4-grams
+  (:func:`repeated_ngram_rate`), distinct-n (:func:`distinct_n`), the share of non-words
+  (:func:`nonword_rate`), characters outside the Latin script (:func:`foreign_script`), and one verdict
+  (:func:`degeneration`). Perplexity under the steered model's own family misses loops (they are likely) and
+  rewards copying; these catch what it misses.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Collection, Sequence
 
 import torch
 
-__all__ = ["bootstrap_ci", "perplexity", "pne", "ranks", "relative_similarity", "spearman"]
+__all__ = [
+    "MAX_NONWORD_RATE",
+    "MAX_REPEATED_NGRAM_RATE",
+    "MIN_WORDS",
+    "bootstrap_ci",
+    "degeneration",
+    "distinct_n",
+    "foreign_script",
+    "nonword_rate",
+    "perplexity",
+    "pne",
+    "ranks",
+    "relative_similarity",
+    "repeated_ngram_rate",
+    "spearman",
+]
+
+MAX_REPEATED_NGRAM_RATE = 0.35
+"""A reply whose word 4-grams repeat more often than this loops (unsteered demo replies: at most 0.3)."""
+
+MAX_NONWORD_RATE = 0.15
+"""A reply with a larger share of lower-case words outside the vocabulary invents words."""
+
+MIN_WORDS = 3
+"""A reply with fewer words is empty or cut off."""
+
+_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+# Latin letters, digits, punctuation and typographic symbols; anything else is another writing system.
+_FOREIGN = re.compile(
+    r"[^\x00-\x7F\u00A0-\u024F\u1E00-\u1EFF\u2000-\u206F\u20A0-\u20CF\u2100-\u214F]{2,}"
+)
+_SUFFIXES = ("s", "es", "ed", "d", "ing", "ly", "er", "ers", "est", "ness", "ful")
 
 
 def relative_similarity(
@@ -149,3 +186,68 @@ def bootstrap_ci(
     alpha = (1 - confidence) / 2
     low, high = torch.quantile(stats, torch.tensor([alpha, 1 - alpha], dtype=torch.float64))
     return float(low), float(high)
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def repeated_ngram_rate(text: str, n: int = 4) -> float:
+    """Share of the word ``n``-grams of ``text`` that repeat an earlier one (0 when there are none)."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, not {n}.")
+    words = _words(text)
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return 0.0 if not grams else 1 - len(set(grams)) / len(grams)
+
+
+def distinct_n(text: str, n: int = 2) -> float:
+    """Distinct word ``n``-grams over all word ``n``-grams (1.0 for a text too short to have any)."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, not {n}.")
+    words = _words(text)
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return 1.0 if not grams else len(set(grams)) / len(grams)
+
+
+def nonword_rate(text: str, vocabulary: Collection[str]) -> float:
+    """Share of the lower-case words of ``text`` that are not in ``vocabulary``, even without a suffix.
+
+    Capitalised words are skipped: names of places and dishes are legitimately unknown. Hyphenated words
+    count as known when each part is.
+    """
+
+    def known(word: str) -> bool:
+        if word in vocabulary:
+            return True
+        if any(word.endswith(s) and word[: -len(s)] in vocabulary for s in _SUFFIXES):
+            return True
+        parts = re.split(r"['’-]", word)
+        return len(parts) > 1 and all(not p or p in vocabulary or known(p) for p in parts)
+
+    words = [w for w in _WORD.findall(text) if w[:1].islower()]
+    return 0.0 if not words else sum(not known(w.lower()) for w in words) / len(words)
+
+
+def foreign_script(text: str) -> bool:
+    """Whether ``text`` holds a run of characters of a non-Latin writing system (a switch of language)."""
+    return bool(_FOREIGN.search(text))
+
+
+def degeneration(text: str, vocabulary: Collection[str]) -> list[str]:
+    """The reasons ``text`` reads as broken, empty when it reads as ordinary prose.
+
+    Reasons: ``"short"`` (fewer than :data:`MIN_WORDS` words), ``"repetition"`` (repeated 4-grams above
+    :data:`MAX_REPEATED_NGRAM_RATE`), ``"non-words"`` (above :data:`MAX_NONWORD_RATE`), and
+    ``"foreign script"``.
+    """
+    reasons = []
+    if len(_words(text)) < MIN_WORDS:
+        reasons.append("short")
+    if repeated_ngram_rate(text) > MAX_REPEATED_NGRAM_RATE:
+        reasons.append("repetition")
+    if nonword_rate(text, vocabulary) > MAX_NONWORD_RATE:
+        reasons.append("non-words")
+    if foreign_script(text):
+        reasons.append("foreign script")
+    return reasons

@@ -14,10 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from langchain_steer.eval.diagnostics import Diagnostics, median_relative_norm
+from langchain_steer.eval.pole_eval import PoleEvaluation
+from langchain_steer.eval.range_calibration import RangeCalibration
 from langchain_steer.eval.sweep import SweepResult
 
 __all__ = [
+    "calibration_markdown",
     "plot_heatmap",
+    "poles_markdown",
+    "write_calibration_report",
+    "write_pole_report",
     "plot_lines",
     "diagnostics_markdown",
     "require_matplotlib",
@@ -316,5 +322,194 @@ def write_diagnostics(
     links = {k: p.name for k, p in written.items() if p.suffix == ".png"}
     markdown = folder / "diagnostics.md"
     markdown.write_text(diagnostics_markdown(diagnostics, links), "utf-8")
+    written["markdown"] = markdown
+    return written
+
+
+def _pct(value: float) -> str:
+    return "–" if not math.isfinite(value) else f"{value:.0%}"
+
+
+def poles_markdown(evaluation: PoleEvaluation, examples: int = 2) -> str:
+    """A markdown report of an evaluation: pole shares, fluency, cross-effects and example replies."""
+    settings = evaluation.settings
+    levels = [s for s in evaluation.strengths if s != 0]
+    low, high = min(levels), max(levels)
+    reference = settings.get("reference_model")
+    lines = [
+        "# Pole shares, fluency and cross-effects",
+        "",
+        f"Model `{settings.get('model_id')}`, {len(settings.get('prompts', []))} everyday requests, greedy "
+        f"replies of up to {settings.get('max_new_tokens')} tokens, repetition penalty "
+        f"{settings.get('repetition_penalty')}, system prompt "
+        f"{'“' + _cell(settings['system'], 90) + '”' if settings.get('system') else 'none'}. "
+        f"{settings.get('seconds')} s.",
+        "",
+        "## Share of replies that read as each pole",
+        "",
+        "Each cell is negative / neither / positive, as the dimension's pole judge reads the replies. "
+        f"**Rise** is the positive share at {high:+g} minus at {low:+g}. **Embedding agrees**: of the "
+        "replies read as a pole at each strength, the share whose MiniLM embedding is also nearer that "
+        "pole's descriptions and replies (the judge's independent cross-check).",
+        "",
+        "| dimension | "
+        + " | ".join(f"{s:+g}" for s in evaluation.strengths)
+        + " | rise | embedding agrees |",
+        "|---|" + "---|" * len(evaluation.strengths) + "---:|---|",
+    ]
+    for name in evaluation.dimensions:
+        cells = []
+        for s in evaluation.strengths:
+            sh = evaluation.shares(name, s)
+            cells.append(f"{_pct(sh['negative'])} / {_pct(sh['neither'])} / {_pct(sh['positive'])}")
+        rise = evaluation.shares(name, high)["positive"] - evaluation.shares(name, low)["positive"]
+        agrees = " / ".join(
+            _pct(evaluation.embedding_agreement(name, s)) for s in evaluation.strengths
+        )
+        lines.append(
+            f"| `{name}` | " + " | ".join(cells) + f" | {rise * 100:+.0f} pts | {agrees} |"
+        )
+    lines += [
+        "",
+        "## Fluency",
+        "",
+        "**ppl**: perplexity of the replies, given the plain request, under the unsteered model "
+        "(geometric mean over replies). **ratio**: against the prompted-pole baseline of the pole steered "
+        "towards (replies that ask for it, on-pole ones only; at 0, the mean of both poles). "
+        "**degenerate**: loops, invented words, another script, or empty.",
+        "",
+        "| dimension | strength | ppl | ratio | "
+        + ("reference ratio | " if reference else "")
+        + "degenerate |",
+        "|---|---:|---:|---:|" + ("---:|" if reference else "") + "---:|",
+    ]
+    for name in evaluation.dimensions:
+        for s in evaluation.strengths:
+            row = (
+                f"| `{name}` | {s:+g} | {_fmt(evaluation.ppl(name, s), 2)} "
+                f"| {_fmt(evaluation.ppl_ratio(name, s), 2)} |"
+            )
+            if reference:
+                row += f" {_fmt(evaluation.ppl_ratio(name, s, reference=True), 2)} |"
+            lines.append(row + f" {_pct(evaluation.degenerate(name, s))} |")
+    if evaluation.baselines:
+        lines += [
+            "",
+            "Prompted-pole baselines (share of prompted replies the judge reads as the asked-for pole; "
+            "their perplexity):",
+            "",
+            "| dimension | pole | instruction | on pole | ppl |",
+            "|---|---|---|---:|---:|",
+        ]
+        for (name, side), base in evaluation.baselines.items():
+            lines.append(
+                f"| `{name}` | {side} | {_cell(base.instruction, 80)} | {_pct(base.compliance)} "
+                f"| {_fmt(base.ppl, 2)} |"
+            )
+    judged, matrix = evaluation.cross_effects(high)
+    lines += [
+        "",
+        f"## Cross-effects (steer the row from {-high:+g} to {high:+g}, read the column)",
+        "",
+        "Net pole share (positive minus negative) at the top strength minus at its negative. The diagonal is "
+        "each dimension's own effect; **!** marks a cross-effect above a third of it.",
+        "",
+        "| steered \\ judged | " + " | ".join(f"`{j}`" for j in judged) + " |",
+        "|---|" + "---:|" * len(judged),
+    ]
+    for name, effects in zip(evaluation.dimensions, matrix, strict=True):
+        own = effects[judged.index(name)] if name in judged else math.nan
+        marked = []
+        for j, value in zip(judged, effects, strict=True):
+            flag = "!" if j != name and abs(value) > abs(own) / 3 else ""
+            marked.append(f"**{value:+.2f}**" if j == name else f"{value:+.2f}{flag}")
+        lines.append(f"| `{name}` | " + " | ".join(marked) + " |")
+    prompts = settings.get("prompts", [])[:examples]
+    for prompt in prompts:
+        lines += [
+            "",
+            f"## Replies to “{_cell(prompt)}”",
+            "",
+            "| dimension | strength | reply |",
+            "|---|---:|---|",
+        ]
+        for name in evaluation.dimensions:
+            for s in evaluation.strengths:
+                match = [r for r in evaluation.at(name, s) if r.request == prompt]
+                if match:
+                    lines.append(f"| `{name}` | {s:+g} | {_cell(match[0].text, 300)} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_pole_report(evaluation: PoleEvaluation, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``poles.json`` (every reply, judged) and ``poles.md`` into ``out_dir``.
+
+    Returns:
+        ``{"json": path, "markdown": path}``.
+    """
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {"json": write_json(evaluation.to_dict(), folder / "poles.json")}
+    markdown = folder / "poles.md"
+    markdown.write_text(poles_markdown(evaluation), "utf-8")
+    written["markdown"] = markdown
+    return written
+
+
+def calibration_markdown(outcome: RangeCalibration) -> str:
+    """A markdown report of one range calibration: every grid check and what stopped each side."""
+    vector = outcome.vector
+    details = vector.extra.get("calibration", {})
+    lines = [
+        f"# Range calibration: {vector.name} ({vector.poles[0]} ↔ {vector.poles[1]})",
+        "",
+        f"Residual norm at the median steered layer: {outcome.residual_norm:.1f}. Limits: perplexity ratio "
+        f"{details.get('max_ratio')} to the prompted-pole baseline, degenerate share "
+        f"{details.get('max_degenerate')}, pole-share dip {details.get('tolerance')}. "
+        f"{details.get('prompts')} development requests.",
+        "",
+        f"- **-1** ({vector.poles[0]}): norm {outcome.negative_range:g}; stopped by "
+        f"{outcome.stopped_by['negative']}.",
+        f"- **+1** ({vector.poles[1]}): norm {outcome.functional_range:g}; stopped by "
+        f"{outcome.stopped_by['positive']}.",
+    ]
+    for side in ("negative", "positive"):
+        lines += [
+            "",
+            f"## {side} side",
+            "",
+            "| fraction | norm | pole share | degenerate | ppl ratio | failed |",
+            "|---:|---:|---:|---:|---:|---|",
+        ]
+        for c in outcome.checks[side]:
+            lines.append(
+                f"| {c['fraction']:g} | {c['norm']:g} | {_pct(c['pole_share'])} | {_pct(c['degenerate'])} "
+                f"| {c['ppl_ratio']:.2f} | {'; '.join(c['failed']) or '–'} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_calibration_report(outcome: RangeCalibration, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``<dim>_calibration.json`` (checks, details and replies) and ``<dim>_calibration.md``.
+
+    ``langchain-steer eval calibrate --from-report`` re-decides ranges from the JSON.
+    """
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = outcome.vector.name or "vector"
+    data = {
+        "schema": "langchain-steer/calibration@1",
+        "dimension": outcome.vector.name,
+        "details": {
+            k: v for k, v in outcome.vector.extra.get("calibration", {}).items() if k != "checks"
+        },
+        "checks": outcome.checks,
+        "replies": {
+            side: {str(f): r for f, r in by.items()} for side, by in outcome.replies.items()
+        },
+    }
+    written = {"json": write_json(data, folder / f"{stem}_calibration.json")}
+    markdown = folder / f"{stem}_calibration.md"
+    markdown.write_text(calibration_markdown(outcome), "utf-8")
     written["markdown"] = markdown
     return written

@@ -13,9 +13,11 @@ reply is reproducible), then scores each reply with the metrics of :mod:`langcha
 Rows of every strength share one batched ``generate`` (each row carries its own strength), so a sweep of 9
 strengths over 20 prompts costs about as much as 20 batched replies per strength.
 
-Strengths are normally the usual ``[-1, 1]`` multiples of the vector's ``functional_range``. With
-``scale="norm"`` they are absolute residual-stream norms instead, which is how
-:func:`langchain_steer.eval.calibration.calibrate_vector` searches for a functional range.
+Strengths are normally the usual ``[-1, 1]`` multiples of the vector's ranges. With ``scale="norm"`` they
+are absolute residual-stream norms instead (the same norm on both sides).
+
+Whether replies read as each pole, and how fluent they are against the prompted-pole baseline, is measured
+by :mod:`langchain_steer.eval.pole_eval`; this module keeps the paper's embedding effect and PNE.
 """
 
 from __future__ import annotations
@@ -27,10 +29,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
-from tqdm.auto import tqdm
 
-from langchain_steer.calibrate import reply_token_nlls
 from langchain_steer.dimensions import load_dimension
+from langchain_steer.eval.fluency import reply_token_nlls
 from langchain_steer.eval.metrics import (
     bootstrap_ci,
     perplexity,
@@ -38,8 +39,8 @@ from langchain_steer.eval.metrics import (
     relative_similarity,
     spearman,
 )
+from langchain_steer.eval.pole_eval import generate_replies
 from langchain_steer.extract import Example
-from langchain_steer.generate import generate_batch
 from langchain_steer.hooks import MAX_STRENGTH
 from langchain_steer.vectors import SteeringVector
 
@@ -267,6 +268,8 @@ def generate_and_score(
     batch_size: int = 16,
     reference: Scored | None = None,
     progress: bool = True,
+    system: str | None = None,
+    repetition_penalty: float | None = None,
 ) -> list[Generation]:
     """Generate one greedy reply per ``(prompt, strengths)`` row and score it.
 
@@ -283,6 +286,8 @@ def generate_and_score(
         batch_size: rows per ``generate`` (1 to 256).
         reference: an optional ``(model, tokenizer)`` to score perplexity with as well.
         progress: show progress bars.
+        system: a system prompt before every request (replies are scored with it too).
+        repetition_penalty: HF repetition penalty (``None``: none).
 
     Returns:
         One :class:`Generation` per row, in the order of ``rows``.
@@ -292,33 +297,27 @@ def generate_and_score(
     """
     from langchain_steer.agent.encoder import embed
 
-    if not 1 <= max_new_tokens <= 1024:
-        raise ValueError(f"max_new_tokens must be from 1 to 1024, not {max_new_tokens}.")
-    if not 1 <= batch_size <= 256:
-        raise ValueError(f"batch_size must be from 1 to 256, not {batch_size}.")
     if len(rows) > MAX_SWEEP_ROWS:
         raise ValueError(f"{len(rows)} rows is more than the limit of {MAX_SWEEP_ROWS}.")
     if not corpora:
         raise ValueError("Give at least one pole corpus to measure the effect against.")
-    # Rows of similar prompt length share a batch, so little padding is computed.
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
-    by_row: dict[int, str] = {}
-    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    for chunk in tqdm(chunks, desc="generate", disable=not progress, leave=False):
-        replies = generate_batch(
-            model,
-            tokenizer,
-            [[{"role": "user", "content": rows[i][0]}] for i in chunk],
-            vectors,
-            [dict(rows[i][1]) for i in chunk],
-            max_new_tokens=max_new_tokens,
-        )
-        by_row.update(zip(chunk, replies, strict=True))
-    texts = [by_row[i] for i in range(len(rows))]
+    texts = generate_replies(
+        model,
+        tokenizer,
+        vectors,
+        [(prompt, dict(strengths)) for prompt, strengths in rows],
+        system=system,
+        max_new_tokens=max_new_tokens,
+        repetition_penalty=repetition_penalty,
+        batch_size=batch_size,
+        progress=progress,
+    )
     examples = [Example(prompt, text) for (prompt, _), text in zip(rows, texts, strict=True)]
-    nlls = reply_token_nlls(model, tokenizer, examples, progress=progress)
+    nlls = reply_token_nlls(model, tokenizer, examples, system=system, progress=progress)
     reference_nlls = (
-        reply_token_nlls(*reference, examples, progress=progress) if reference is not None else None
+        reply_token_nlls(*reference, examples, system=system, progress=progress)
+        if reference is not None
+        else None
     )
     embedded = embed(texts)
     effects: dict[str, list[float]] = {}
@@ -449,6 +448,8 @@ def run_sweep(
     resamples: int = 1000,
     seed: int = 0,
     progress: bool = True,
+    system: str | None = None,
+    repetition_penalty: float | None = None,
 ) -> SweepResult:
     """Sweep one vector over ``strengths`` on ``prompts`` and summarise effect and fluency.
 
@@ -468,6 +469,8 @@ def run_sweep(
         resamples: bootstrap resamples per interval (the intervals are 95 %).
         seed: bootstrap seed.
         progress: show progress bars.
+        system: a system prompt before every request.
+        repetition_penalty: HF repetition penalty (``None``: none).
 
     Returns:
         A :class:`SweepResult`; write it out with :func:`langchain_steer.eval.report.write_report`.
@@ -482,7 +485,7 @@ def run_sweep(
     if scale == "norm":
         # The hooks bound strengths to ±2, so express norms as fractions of the largest one.
         top = max(abs(s) for s in grid)
-        steered = dataclasses.replace(vector, functional_range=top)
+        steered = dataclasses.replace(vector, functional_range=top, negative_range=top)
         factors = [s / top for s in grid]
     else:
         steered, factors = vector, grid
@@ -500,6 +503,8 @@ def run_sweep(
         batch_size=batch_size,
         reference=reference,
         progress=progress,
+        system=system,
+        repetition_penalty=repetition_penalty,
     )
     if scale == "norm":
         # Report every reply on the axis that was asked for: absolute norms.
@@ -519,6 +524,7 @@ def run_sweep(
             "layers": vector.layers,
             "method": vector.method,
             "functional_range": vector.functional_range,
+            "negative_range": vector.negative_side[1],
         },
         scale=scale,
         summaries=summaries,
@@ -529,6 +535,8 @@ def run_sweep(
             "prompts": list(prompts),
             "max_new_tokens": max_new_tokens,
             "decoding": "greedy",
+            "system": system,
+            "repetition_penalty": repetition_penalty,
             "effect": "relative cosine similarity, all-MiniLM-L6-v2",
             "corpus_sizes": [len(corpus.negative), len(corpus.positive)],
             "reference_model": (

@@ -8,6 +8,7 @@ import torch
 from pole_words import mean_word_logprob
 
 from langchain_steer import DIMENSIONS, SteeringVector, load_dimension, load_model, steer
+from langchain_steer.dimensions import PLANNER_SYSTEM_PROMPT
 from langchain_steer.layers import hidden_size
 
 
@@ -38,10 +39,19 @@ def test_builtin_vectors_fit_the_demo_model(demo, demo_vectors):
         assert isinstance(vector, SteeringVector)
         vector.validate_for(model)
         assert vector.name == name and vector.poles == load_dimension(name).poles
-        assert vector.functional_range > 0
-        assert "calibration" in vector.extra
-        for direction in vector.directions.values():
-            assert torch.isclose(direction.norm(), torch.tensor(1.0), atol=1e-4)
+        # Two-sided: each pole has its own direction and its own calibrated range.
+        assert not vector.symmetric and vector.method == "pole_mean"
+        assert vector.functional_range > 0 and vector.negative_side[1] > 0
+        assert set(vector.directions) == set(vector.negative_directions or {})
+        for direction in [
+            *vector.directions.values(),
+            *(vector.negative_directions or {}).values(),
+        ]:
+            assert torch.isfinite(direction).all() and direction.norm() > 0
+        details = vector.extra["calibration"]
+        assert set(details["checks"]) == {"negative", "positive"}
+        assert set(details["stopped_by"]) == {"negative", "positive"}
+        assert details["system_prompt"] == PLANNER_SYSTEM_PROMPT
 
 
 def test_zero_strength_is_the_bare_model(demo, demo_vectors):

@@ -7,6 +7,7 @@ on a laptop CPU; the full sweeps of the shipped vectors are reported in docs/eva
 import json
 
 import pytest
+import torch
 
 from langchain_steer import SteeringVector
 from langchain_steer.cli import main
@@ -33,7 +34,7 @@ def test_sweep_json_follows_the_schema(cost_sweep):
     assert data["schema"] == "langchain-steer/sweep@1"
     assert data["dimension"] == "cost" and data["poles"] == ["budget", "luxury"]
     assert data["scale"] == "strength" and data["model_id"]
-    assert set(data["vector"]) == {"layers", "method", "functional_range"}
+    assert set(data["vector"]) == {"layers", "method", "functional_range", "negative_range"}
     assert [s["strength"] for s in data["summaries"]] == [-1.0, 0.0, 1.0]
     summary_keys = {
         "strength", "n", "empty", "effect", "effect_ci", "ppl", "ppl_ci", "ppl_ratio", "pne",
@@ -71,7 +72,7 @@ def test_sweep_writes_valid_pngs_and_a_report(cost_sweep):
     assert "Spearman" in report and "![effect](cost_effect.png)" in report
 
 
-def test_calibrate_writes_the_range_back_into_the_vector_file(tmp_path, demo):
+def test_calibrate_writes_both_ranges_back_into_the_vector_file(tmp_path, demo):
     from langchain_steer.dimensions import builtin_vectors
 
     original = builtin_vectors()["cost"]
@@ -81,7 +82,7 @@ def test_calibrate_writes_the_range_back_into_the_vector_file(tmp_path, demo):
     code = main(
         [
             "eval", "calibrate", "--dimension", "cost", "--vectors", str(target), "--prompts", "4",
-            "--max-tokens", "24", "--fractions", "0.02", "0.04",
+            "--max-tokens", "24", "--fractions", "0.01", "0.04",
             "--report", str(tmp_path / "report"),
         ]
     )  # fmt: skip
@@ -89,16 +90,35 @@ def test_calibrate_writes_the_range_back_into_the_vector_file(tmp_path, demo):
     assert target.read_bytes() != before
     calibrated = SteeringVector.load(target)
     details = calibrated.extra["calibration"]
-    assert details["method"] == "generation sweep"
-    assert [c["norm"] for c in details["checks"]] == pytest.approx(
-        [0.02 * details["residual_norm"], 0.04 * details["residual_norm"]], rel=1e-3
-    )
-    passed = [c["norm"] for c in details["checks"] if c["passed"]]
-    assert calibrated.functional_range == pytest.approx(max(passed), rel=1e-3)
+    assert details["prompts"] == 4 and details["max_ratio"] == 1.4
+    chosen = {"positive": calibrated.functional_range, "negative": calibrated.negative_side[1]}
+    for side in ("negative", "positive"):
+        checks = details["checks"][side]
+        assert [c["norm"] for c in checks] == pytest.approx(
+            [0.01 * details["residual_norm"], 0.04 * details["residual_norm"]], rel=1e-3
+        )
+        for check in checks:
+            assert 0 <= check["pole_share"] <= 1 and 0 <= check["degenerate"] <= 1
+            assert check["ppl_ratio"] > 0
+        # The range is the last norm of the passing run that starts at the grid's first norm (the
+        # command fails when even that one does not pass).
+        passing = []
+        for check in checks:
+            if check["failed"]:
+                break
+            passing.append(check["norm"])
+        assert passing and chosen[side] == pytest.approx(passing[-1], rel=1e-3)
+        if len(passing) == len(checks):
+            assert details["stopped_by"][side] == "end of grid"
+        else:
+            assert details["stopped_by"][side].startswith("0.04 of the residual norm")
     # Nothing else about the vector changed.
     assert calibrated.layers == original.layers and calibrated.poles == original.poles
-    assert calibrated.extra["probe_accuracy"] == original.extra["probe_accuracy"]
-    assert (tmp_path / "report" / "cost_effect.png").read_bytes()[:8] == PNG_SIGNATURE
+    for layer, direction in original.directions.items():
+        assert torch.equal(calibrated.directions[layer], direction)
+    report = tmp_path / "report"
+    assert json.loads((report / "cost_calibration.json").read_text())["checks"]
+    assert "stopped" in (report / "cost_calibration.md").read_text()
 
 
 def test_diagnose_reports_every_dimension(tmp_path, demo, capsys):

@@ -60,6 +60,7 @@ def test_demo_prints_three_columns(tiny_setup, capsys):
     )
     out = capsys.readouterr().out
     assert "cost=-1" in out and "cost=0" in out and "cost=+1" in out
+    assert "system prompt: 'You are a lifestyle-planning assistant." in out
 
 
 def test_extract_from_a_file(tiny_setup, tmp_path, capsys):
@@ -80,34 +81,33 @@ def test_extract_from_a_file(tiny_setup, tmp_path, capsys):
         json.dumps({"name": "mine", "negative": "lo", "positive": "hi", "examples": examples})
     )
     out = tmp_path / "mine.safetensors"
+    base = ["extract", "--model", str(folder), "--examples", str(source), "--out", str(out)]
+    # Calibration needs the sentences a user says to ask for each pole.
+    with pytest.raises(SystemExit, match="pole_prompts"):
+        main(base)
     assert (
-        main(
-            [
-                "extract",
-                "--model",
-                str(folder),
-                "--examples",
-                str(source),
-                "--out",
-                str(out),
-                "--top-k",
-                "1",
-                "--calibration-examples",
-                "4",
-            ]
-        )
-        == 0
+        main([*base, "--no-calibrate", "--counter-steer", "mine:positive=mine:negative:0.5"]) == 0
     )
     from langchain_steer import SteeringVector
 
     vector = SteeringVector.load(out)
-    assert vector.name == "mine" and vector.poles == ("lo", "hi") and vector.functional_range > 0
-    assert "calibration" in vector.extra
+    assert vector.name == "mine" and vector.poles == ("lo", "hi") and vector.method == "pole_mean"
+    assert not vector.symmetric and vector.layers == [2]  # the default depth band of 3 layers
+    steps = [step["step"] for step in vector.extra["disentangle"]]
+    assert steps == ["orthogonalize", "counter_steer"]
+    assert "ranges -1 / +1" in capsys.readouterr().out
+    symmetric = ["--method", "mean_diff", "--layers", "0,1", "--no-calibrate", "--system", ""]
+    assert main([*base, *symmetric, "--no-script-projection"]) == 0
+    vector = SteeringVector.load(out)
+    assert vector.symmetric and vector.layers == [0, 1] and "disentangle" not in vector.extra
+    assert vector.extra["system_prompt"] is None
+    with pytest.raises(SystemExit, match="--counter-steer takes"):
+        main([*base, "--no-calibrate", "--counter-steer", "mine=oops"])
 
 
 def test_parser_lists_the_commands():
     help_text = build_parser().format_help()
-    for command in ("extract", "chat", "demo", "agent"):
+    for command in ("extract", "chat", "demo", "agent", "eval"):
         assert command in help_text
 
 

@@ -30,7 +30,30 @@ def test_dimension_data_is_complete(name):
         assert pair["negative"] != pair["positive"]
     for pole in ("negative", "positive"):
         words = dim.pole_words[pole]
-        assert words and all(re.fullmatch(r"[a-z'-]+", w) for w in words)
+        assert words and all(re.fullmatch(r"[a-z0-9' -]+", w) for w in words)
+        assert dim.pole_prompts[pole] and len(dim.pole_descriptions[pole]) >= 2
+    # A term at both poles could never decide.
+    assert not set(dim.pole_words["negative"]) & set(dim.pole_words["positive"])
+
+
+def test_everyday_requests_are_held_apart():
+    from langchain_steer.dimensions import PLANNER_SYSTEM_PROMPT, everyday_requests
+
+    dev, test = everyday_requests("dev"), everyday_requests("test")
+    assert len(dev) == 30 and len(test) == 40 and not set(dev) & set(test)
+    extraction = {p["prompt"] for name in DIMENSIONS for p in load_dimension(name).pairs}
+    assert not (set(dev) | set(test)) & extraction
+    assert PLANNER_SYSTEM_PROMPT.startswith("You are a lifestyle-planning assistant")
+    with pytest.raises(ValueError, match="split"):
+        everyday_requests("train")
+
+
+def test_reference_examples_cover_every_dimension_and_pole():
+    from langchain_steer.dimensions import reference_examples
+
+    examples = reference_examples()
+    assert len(examples) == len(DIMENSIONS) * 2 * 60
+    assert len({e.response for e in examples}) == len(examples)
 
 
 def test_unknown_dimension():

@@ -66,3 +66,36 @@ def test_bootstrap_interval_contains_the_mean_and_narrows_with_more_data():
         bootstrap_ci([])
     with pytest.raises(ValueError, match="confidence"):
         bootstrap_ci(small, confidence=1.5)
+
+
+def test_degeneration_metrics():
+    from langchain_steer.eval.metrics import (
+        degeneration,
+        distinct_n,
+        foreign_script,
+        nonword_rate,
+        repeated_ngram_rate,
+    )
+
+    loop = "A gift for you. " * 6
+    assert repeated_ngram_rate(loop) > 0.5 and repeated_ngram_rate("one two three four five") == 0
+    assert distinct_n("a b a b") == pytest.approx(2 / 3) and distinct_n("hi") == 1.0
+    words = {"a", "cozy", "cafe", "near", "the", "park", "walk", "well", "known"}
+    assert nonword_rate("A cozy cafe near the park", words) == 0
+    assert nonword_rate("a cozy flurbish near the park", words) == pytest.approx(1 / 6)
+    assert nonword_rate("Walks near the well-known Kyoto park", words) == 0  # suffix, hyphen, name
+    assert foreign_script("Try sushi 寿司 tonight") and not foreign_script("Crème brûlée — “café”…")
+    assert degeneration("A cozy cafe near the park.", words) == []
+    assert degeneration("the park", words) == ["short"]
+    assert "repetition" in degeneration(loop, {"a", "gift", "for", "you"})
+    assert degeneration("flurb glorp snarf the park", words) == ["non-words"]
+    with pytest.raises(ValueError):
+        repeated_ngram_rate("x", n=0)
+
+
+def test_english_vocabulary_knows_common_and_recent_words():
+    from langchain_steer.eval.fluency import english_vocabulary
+
+    vocabulary = english_vocabulary()
+    assert {"brunch", "restaurant", "bespoke", "concierge"} <= vocabulary
+    assert "flurbish" not in vocabulary

@@ -2,11 +2,11 @@ import pytest
 import torch
 from helpers import hook_count
 
-from langchain_steer import Example, SteeringVector, extract_vector, steer
-from langchain_steer.calibrate import calibrate_range, response_nll
+from langchain_steer import Example, SteeringVector, extract_vector
 from langchain_steer.extract import (
     collect_activations,
     examples_hash,
+    layer_band,
     probe_accuracies,
     render_example,
 )
@@ -20,6 +20,12 @@ def test_render_marks_reply_tokens(tokenizer):
     ids, start = render_example(tokenizer, Example("hi", "yo"))
     assert tokenizer.decode(ids[start:]) == "yo"
     assert tokenizer.decode(ids[:start]).endswith("<assistant>")
+
+
+def test_render_with_a_system_prompt(tokenizer):
+    ids, start = render_example(tokenizer, Example("hi", "yo"), system="be brief")
+    assert tokenizer.decode(ids[:start]).startswith("<system>be brief")
+    assert tokenizer.decode(ids[start:]) == "yo"
 
 
 def test_render_without_chat_template():
@@ -46,11 +52,12 @@ def test_extract_is_unit_norm_oriented_and_deterministic(llama, tokenizer, metho
         method=method,
         top_k=2,
         progress=False,
-        candidate_layers=(0.0, 1.0),
+        band=(0.0, 1.0),
+        layer_weights="unit",
     )
     vector = extract_vector(llama, tokenizer, NEGATIVE, POSITIVE, **kwargs)
     again = extract_vector(llama, tokenizer, NEGATIVE, POSITIVE, **kwargs)
-    assert isinstance(vector, SteeringVector) and len(vector.layers) == 2
+    assert isinstance(vector, SteeringVector) and len(vector.layers) == 2 and vector.symmetric
     assert vector.method == method and vector.poles == ("budget", "luxury")
     assert vector.examples_hash == examples_hash(NEGATIVE, POSITIVE)
     neg = collect_activations(llama, tokenizer, NEGATIVE, progress=False)
@@ -62,7 +69,9 @@ def test_extract_is_unit_norm_oriented_and_deterministic(llama, tokenizer, metho
 
 
 def test_explicit_layers_and_probe_accuracy(llama, tokenizer):
-    vector = extract_vector(llama, tokenizer, NEGATIVE, POSITIVE, layers=[-1], progress=False)
+    vector = extract_vector(
+        llama, tokenizer, NEGATIVE, POSITIVE, method="mean_diff", layers=[-1], progress=False
+    )
     assert vector.layers == [2]
     neg = collect_activations(llama, tokenizer, NEGATIVE, progress=False)
     pos = collect_activations(llama, tokenizer, POSITIVE, progress=False)
@@ -79,26 +88,63 @@ def test_too_few_or_unbalanced_examples(llama, tokenizer):
         extract_vector(llama, tokenizer, NEGATIVE, POSITIVE, method="magic", progress=False)
 
 
-def test_calibration_finds_the_perplexity_limit(llama, tokenizer):
-    vector = extract_vector(llama, tokenizer, NEGATIVE, POSITIVE, top_k=2, progress=False)
-    held_out = NEGATIVE[:4] + POSITIVE[:4]
-    alpha, details = calibrate_range(
-        llama,
-        tokenizer,
-        vector,
-        held_out,
-        max_ratio=1.5,
-        limit=64.0,
-        refine_steps=3,
-        progress=False,
+def test_pole_mean_is_two_sided_against_the_anchor(llama, tokenizer):
+    anchor = [Example(p, f"a plain answer {i}") for i, p in enumerate(PROMPTS)]
+    vector = extract_vector(
+        llama, tokenizer, NEGATIVE, POSITIVE, anchor=anchor, band=(0.0, 1.0), progress=False
     )
-    assert 0 < alpha <= 64
-    base = response_nll(llama, tokenizer, held_out)
-    for sign in (1.0, -1.0):
-        calibrated = type(vector)(vector.directions, functional_range=alpha)
-        with steer(llama, {"v": calibrated}, {"v": sign}):
-            assert (
-                torch.exp(torch.tensor(response_nll(llama, tokenizer, held_out) - base))
-                <= 1.5 + 1e-6
-            )
-    assert details["sweep"] and details["max_ratio"] == 1.5
+    assert vector.method == "pole_mean" and not vector.symmetric and vector.layers == [0, 1, 2]
+    centre = collect_activations(llama, tokenizer, anchor, progress=False).mean(1)
+    neg = collect_activations(llama, tokenizer, NEGATIVE, progress=False)
+    pos = collect_activations(llama, tokenizer, POSITIVE, progress=False)
+    weights = {layer: float(vector.directions[layer].norm()) for layer in vector.layers}
+    assert sorted(weights.values())[1] == pytest.approx(1.0)  # the median layer has norm 1
+    for layer in vector.layers:
+        to_pos = pos[layer].mean(0) - centre[layer]
+        to_neg = neg[layer].mean(0) - centre[layer]
+        torch.testing.assert_close(
+            vector.directions[layer], to_pos / to_pos.norm() * weights[layer], rtol=1e-4, atol=1e-5
+        )
+        torch.testing.assert_close(
+            vector.negative_directions[layer],
+            to_neg / to_neg.norm() * weights[layer],
+            rtol=1e-4,
+            atol=1e-5,
+        )
+    # A precomputed anchor tensor gives the same vector.
+    again = extract_vector(
+        llama, tokenizer, NEGATIVE, POSITIVE, anchor=centre, band=(0.0, 1.0), progress=False
+    )
+    for layer in vector.layers:
+        torch.testing.assert_close(again.directions[layer], vector.directions[layer])
+    assert vector.extra["residual_norm"].keys() == {"0", "1", "2"}
+
+
+def test_residual_weights_follow_the_layer_norms(llama, tokenizer):
+    kwargs = dict(method="mean_diff", band=(0.0, 1.0), progress=False)
+    unit = extract_vector(llama, tokenizer, NEGATIVE, POSITIVE, layer_weights="unit", **kwargs)
+    weighted = extract_vector(llama, tokenizer, NEGATIVE, POSITIVE, **kwargs)
+    norms = {int(k): v for k, v in weighted.extra["residual_norm"].items()}
+    median = sorted(norms.values())[1]
+    for layer in weighted.layers:
+        w, u = weighted.directions[layer], unit.directions[layer]
+        assert float(torch.nn.functional.cosine_similarity(w, u, dim=0)) == pytest.approx(1.0)
+        # The recorded norms are rounded to three decimals.
+        assert float(w.norm()) == pytest.approx(norms[layer] / median, rel=1e-2)
+
+
+def test_layer_band():
+    assert layer_band(30) == list(range(16, 25))
+    assert layer_band(18) == list(range(10, 15))
+    assert layer_band(3, (0.0, 1.0)) == [0, 1, 2]
+    with pytest.raises(ValueError, match="band"):
+        layer_band(10, (0.8, 0.2))
+
+
+def test_pole_mean_needs_an_anchor(llama, tokenizer):
+    with pytest.raises(ValueError, match="anchor"):
+        extract_vector(llama, tokenizer, NEGATIVE, POSITIVE, progress=False)
+    with pytest.raises(ValueError, match="shape"):
+        extract_vector(
+            llama, tokenizer, NEGATIVE, POSITIVE, anchor=torch.zeros(2, 32), progress=False
+        )

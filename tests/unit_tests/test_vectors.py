@@ -87,3 +87,86 @@ def test_invalid_vectors_are_rejected():
 
 def test_metadata_is_plain_json(llama):
     json.dumps(random_vector(llama).metadata())
+
+
+def two_sided(model, seed=3, negative_range=3.0):
+    positive = random_vector(model, seed=seed, layers=(0, 1), functional_range=2.0)
+    negative = random_vector(model, seed=seed + 1, layers=(1, 2))
+    return SteeringVector(
+        positive.directions,
+        name="cost",
+        poles=("budget", "luxury"),
+        functional_range=2.0,
+        negative_directions=negative.directions,
+        negative_range=negative_range,
+    )
+
+
+def test_two_sided_vector_steers_each_pole_with_its_own_side(llama):
+    vector = two_sided(llama)
+    assert not vector.symmetric and vector.layers == [0, 1, 2]
+    ids = torch.tensor([[4, 9, 30, 31]])
+    with torch.no_grad():
+        plain = llama(ids).logits
+        with steer(llama, {"cost": vector}, {"cost": 0.0}):
+            zero = llama(ids).logits
+        with steer(llama, {"cost": vector}, {"cost": 0.5}):
+            positive = llama(ids).logits
+        with steer(
+            llama, {"p": SteeringVector(vector.directions, functional_range=1.0)}, {"p": 1.0}
+        ):
+            by_hand_positive = llama(ids).logits
+        with steer(llama, {"cost": vector}, {"cost": -0.5}):
+            negative = llama(ids).logits
+        manual = SteeringVector(vector.negative_directions, functional_range=1.5)
+        with steer(llama, {"n": manual}, {"n": 1.0}):
+            by_hand_negative = llama(ids).logits
+    assert torch.equal(zero, plain)
+    torch.testing.assert_close(positive, by_hand_positive)
+    torch.testing.assert_close(negative, by_hand_negative)
+    assert not torch.allclose(positive, negative)
+
+
+def test_two_sided_identities_and_offsets(llama):
+    vector = two_sided(llama)
+    zero = vector - vector
+    for strength in (-1.0, 0.5):
+        assert all(bool((t == 0).all()) for t in zero.offsets(strength).values())
+    assert set(vector.offsets(0.5)) == {0, 1} and set(vector.offsets(-0.5)) == {1, 2}
+    torch.testing.assert_close(vector.offsets(-0.5)[2], vector.negative_directions[2] * 1.5)
+    doubled = vector * 2
+    torch.testing.assert_close(doubled.offsets(-1.0)[1], vector.offsets(-1.0)[1] * 2)
+    summed = vector + random_vector(llama, seed=9, functional_range=4.0)
+    assert summed.functional_range == 1.0 and not summed.symmetric
+
+
+def test_two_sided_round_trip_and_batch_rows(tmp_path, llama):
+    vector = two_sided(llama)
+    loaded = SteeringVector.load(vector.save(tmp_path / "cost.safetensors"))
+    assert loaded.metadata() == vector.metadata()
+    for layer in (1, 2):
+        assert torch.equal(loaded.negative_directions[layer], vector.negative_directions[layer])
+    ids = torch.tensor([[4, 9, 30, 31], [4, 9, 30, 31], [4, 9, 30, 31]])
+    with torch.no_grad(), steer(llama, {"cost": vector}, {"cost": [-0.7, 0.0, 0.4]}):
+        rows = llama(ids).logits
+    for i, strength in enumerate((-0.7, 0.0, 0.4)):
+        with torch.no_grad(), steer(llama, {"cost": vector}, {"cost": strength}):
+            solo = llama(ids[:1]).logits
+        torch.testing.assert_close(rows[i : i + 1], solo, rtol=1e-5, atol=1e-5)
+
+
+def test_load_names_the_file_on_bad_tensors_and_versions(tmp_path, llama):
+    from safetensors.torch import save_file
+
+    meta = json.dumps({"format_version": 2, "name": "x"})
+    save_file(
+        {"layer.x": torch.zeros(32)}, str(tmp_path / "bad.safetensors"), {"langchain_steer": meta}
+    )
+    with pytest.raises(ValueError, match="bad.safetensors.*unexpected tensor"):
+        SteeringVector.load(tmp_path / "bad.safetensors")
+    future = json.dumps({"format_version": 99})
+    save_file(
+        {"layer.0": torch.zeros(32)}, str(tmp_path / "new.safetensors"), {"langchain_steer": future}
+    )
+    with pytest.raises(ValueError, match="format version 99"):
+        SteeringVector.load(tmp_path / "new.safetensors")

@@ -1,0 +1,95 @@
+"""Fluency of generated replies: perplexity under a scoring model, and the vocabulary for non-word checks.
+
+* :func:`reply_token_nlls` scores each reply, given its request (and the system prompt it was written
+  under), under any causal LM: the unsteered model itself, or an independent reference model such as
+  Gemma-3-270M. Perplexities are compared as ratios, never across models.
+* :func:`english_vocabulary` is the word list behind :func:`langchain_steer.eval.metrics.nonword_rate`:
+  Webster's Second and GCIDE (the ``english-words`` package) plus every whole word of the all-MiniLM-L6-v2
+  tokenizer, which adds recent words ("brunch", "foodie").
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from langchain_steer.extract import Example, chunked, model_device, pad_right, render_example
+
+__all__ = ["english_vocabulary", "reply_token_nlls"]
+
+_vocabulary: frozenset[str] | None = None
+_vocabulary_lock = threading.Lock()
+
+
+@torch.no_grad()
+def reply_token_nlls(
+    model: nn.Module,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    *,
+    system: str | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> list[torch.Tensor]:
+    """Per-token negative log-likelihoods of each example's reply, given its request, under ``model``.
+
+    Args:
+        model: the scoring model, as it is now (call it inside ``steer`` to score a steered model).
+        tokenizer: its tokenizer.
+        examples: ``(request, reply)`` pairs.
+        system: the system prompt rendered before each request.
+        batch_size: rows per forward pass.
+        progress: show a progress bar.
+
+    Returns:
+        One float64 CPU tensor per example, of the reply's length in tokens; empty for an empty reply.
+    """
+    device = model_device(model)
+    results: list[torch.Tensor] = [torch.zeros(0, dtype=torch.float64) for _ in examples]
+    rendered = [
+        (i, *render_example(tokenizer, e, system))
+        for i, e in enumerate(examples)
+        if e.response.strip()
+    ]
+    for batch in tqdm(
+        chunked(rendered, batch_size), desc="perplexity", disable=not progress, leave=False
+    ):
+        ids, mask = pad_right(tokenizer, [r[1] for r in batch], device)
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
+        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+        token_lp = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        for row, (index, tokens, start) in enumerate(batch):
+            # The logit at position t predicts token t+1: reply tokens start..len-1 use logits start-1...
+            results[index] = -token_lp[row, start - 1 : len(tokens) - 1].double().cpu()
+    return results
+
+
+def english_vocabulary() -> frozenset[str]:
+    """Lower-case English words (about 290,000), loaded once per process.
+
+    Raises:
+        ImportError: ``english-words`` or the MiniLM package is missing (the message says what to install).
+    """
+    global _vocabulary
+    with _vocabulary_lock:
+        if _vocabulary is None:
+            try:
+                from english_words import get_english_words_set
+            except ImportError as error:
+                raise ImportError(
+                    "The non-word check needs the word lists of `pip install english-words`."
+                ) from error
+            from transformers import AutoTokenizer
+
+            from langchain_steer.agent.encoder import encoder_path
+
+            words = set(get_english_words_set(["web2", "gcide"], lower=True, alpha=True))
+            vocab = AutoTokenizer.from_pretrained(encoder_path()).get_vocab()
+            words.update(w for w in vocab if w.isalpha())
+            _vocabulary = frozenset(words)
+        return _vocabulary

@@ -1,0 +1,113 @@
+"""The pole judge: lexicon evidence, clarifying questions, derived lexicons, and agreement with people."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from langchain_steer.dimensions import DIMENSIONS
+from langchain_steer.eval.judge import PoleJudge, judge_accuracy, statements
+
+LABELS = Path(__file__).parents[1] / "data" / "judge_labels_dev.json"
+
+
+def judge(**kwargs):
+    lexicon = {"negative": ("cheap", "free", "low cost"), "positive": ("luxury", "five star")}
+    return PoleJudge(
+        "cost", ("budget", "luxury"), {**lexicon, **kwargs.pop("lexicon", {})}, **kwargs
+    )
+
+
+def test_terms_match_whole_words_and_phrases_across_punctuation():
+    j = judge()
+    assert j.label("Try a Five-Star spa.") == "positive"
+    assert j.label("It's a low-cost, FREE picnic.") == "negative"
+    assert j.evidence("Cheapest flights?") == {"negative": [], "positive": []}  # not a whole word
+    assert j.label("A free museum and a luxury hotel.") == "neither"  # one term each
+    assert j.label("A free, cheap museum and a luxury hotel.") == "negative"
+
+
+def test_clarifying_questions_are_not_evidence():
+    assert (
+        statements("What's your budget? Are you after luxury? A cheap diner!") == "A cheap diner!"
+    )
+    j = judge()
+    assert j.label("Do you want something cheap or free?") == "neither"
+    # An elliptical suggestion phrased as a question still counts.
+    assert j.label("A luxury spa day?") == "positive"
+
+
+def test_margin_and_shares():
+    j = judge(margin=2)
+    assert j.label("A cheap picnic.") == "neither"
+    assert j.label("A cheap, free picnic.") == "negative"
+    shares = judge().shares(["A cheap picnic.", "A luxury suite.", "Hello."])
+    assert shares == pytest.approx({"negative": 1 / 3, "neither": 1 / 3, "positive": 1 / 3})
+    assert judge().shares([]) == {"negative": 0.0, "neither": 0.0, "positive": 0.0}
+
+
+def test_bad_lexicons_are_rejected():
+    with pytest.raises(ValueError, match="both poles"):
+        PoleJudge("x", ("a", "b"), {"negative": ("cheap",), "positive": ()})
+    with pytest.raises(ValueError, match="terms at both poles"):
+        judge(lexicon={"positive": ("Cheap",)})
+    with pytest.raises(ValueError, match="margin"):
+        judge(margin=0)
+
+
+def test_lexicon_derived_from_examples():
+    negative = [f"A cheap thrift find number {i} at the flea market." for i in range(6)]
+    positive = [f"A designer boutique piece number {i} with champagne." for i in range(6)]
+    j = PoleJudge.from_examples(negative, positive, dimension="cost")
+    assert {"cheap", "thrift"} <= set(j.lexicon["negative"])
+    assert {"designer", "champagne"} <= set(j.lexicon["positive"])
+    assert "number" not in j.lexicon["negative"] + j.lexicon["positive"]  # on both sides
+    assert j.label("Champagne at a designer store.") == "positive"
+    with pytest.raises(ValueError, match="No distinctive words"):
+        PoleJudge.from_examples(["same words here"] * 4, ["same words here"] * 4)
+
+
+def test_embedding_cross_check_agrees_on_clear_replies():
+    j = PoleJudge.for_dimension("cost")
+    texts = [
+        "Pack a cheap picnic and enjoy free concerts in the park.",
+        "Book a five-star suite with a private butler and champagne.",
+    ]
+    assert j.labels(texts) == ["negative", "positive"]
+    scores = j.embedding_scores(texts)
+    assert scores[0] < 0 < scores[1]
+    assert j.embedding_agreement(texts) == 1.0
+    assert math.isnan(j.embedding_agreement(["Hello there."]))
+
+
+def test_judge_accuracy_counts_per_label():
+    report = judge_accuracy(
+        judge(), ["A cheap one.", "Hi.", "A luxury one."], ["negative", "positive", "positive"]
+    )
+    assert report["accuracy"] == pytest.approx(2 / 3)
+    assert report["positive"] == 0.5 and report["positive_n"] == 2 and math.isnan(report["neither"])
+
+
+# Agreement of each built-in judge with blind human labels, measured when the lexicons were last revised
+# (docs/eval.md). The dev and test files were used to revise the lexicons; the validation and steered files
+# were labelled after that and never used to choose anything.
+MEASURED = {
+    "dev": {"cost": 0.867, "ambiance": 0.933, "age": 0.944, "time": 0.956, "culture": 0.978},
+    "test": {"cost": 0.875, "ambiance": 0.758, "age": 0.933, "time": 0.925, "culture": 0.975},
+    "validation": {"cost": 0.917, "ambiance": 0.7, "age": 0.867, "time": 0.95, "culture": 0.933},
+    "steered": {"cost": 0.908, "ambiance": 0.833, "age": 0.833, "time": 0.958, "culture": 0.925},
+}
+
+
+@pytest.mark.parametrize("split", list(MEASURED))
+@pytest.mark.parametrize("name", DIMENSIONS)
+def test_builtin_judges_agree_with_blind_human_labels(name, split):
+    path = LABELS.with_name(f"judge_labels_{split}.json")
+    rows = [r for r in json.loads(path.read_text("utf-8"))["rows"] if r["dimension"] == name]
+    report = judge_accuracy(
+        PoleJudge.for_dimension(name), [r["text"] for r in rows], [r["label"] for r in rows]
+    )
+    assert report["n"] == {"dev": 90, "test": 120, "validation": 60, "steered": 120}[split]
+    # A lexicon edit that costs more than two labels' worth fails here.
+    assert report["accuracy"] >= MEASURED[split][name] - 2 / report["n"] - 1e-9
