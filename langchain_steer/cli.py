@@ -677,7 +677,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--calibration-prompts",
         type=int,
         default=30,
-        help="how many of the 30 development requests calibration generates from",
+        help="how many of the 60 development requests calibration generates from (the shipped "
+        "vectors used the first 30)",
     )
     extract.add_argument("--out", required=True, help="a .safetensors file, or a folder")
     extract.set_defaults(func=cmd_extract)
@@ -758,9 +759,10 @@ def build_parser() -> argparse.ArgumentParser:
     poles.add_argument("--dimension", default="all", help="a dimension, a comma list, or 'all'")
     poles.add_argument(
         "--split",
-        choices=["test", "dev"],
+        choices=["test", "dev", "confirm"],
         default="test",
-        help="everyday requests: the 40 held-out ones (default) or the 30 development ones",
+        help="everyday requests: the 40 held-out ones (default), the development ones, or the 40 "
+        "'confirm' ones kept for checking a change made after seeing 'test'",
     )
     poles.add_argument(
         "--strengths",

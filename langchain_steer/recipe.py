@@ -38,7 +38,16 @@ from langchain_steer.vectors import SteeringVector
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CounterSteer", "DimensionSpec", "build_vectors", "parse_counter_steer"]
+DEFAULT_CALIBRATION_PROMPTS = 30
+"""How many built-in ``dev`` requests calibration uses unless told: the 30 written before any tuning."""
+
+__all__ = [
+    "DEFAULT_CALIBRATION_PROMPTS",
+    "CounterSteer",
+    "DimensionSpec",
+    "build_vectors",
+    "parse_counter_steer",
+]
 
 Side = Literal["positive", "negative"]
 
@@ -159,7 +168,8 @@ def build_vectors(
         project_writing_system: project the writing-system direction out of every vector.
         counter_steers: steps applied after extraction, in order; their dimensions must be among the specs.
         calibrate: set each vector's ranges with :func:`calibrate_range`.
-        calibration_prompts: everyday requests for calibration (default: the built-in ``dev`` requests).
+        calibration_prompts: everyday requests for calibration (default: the first
+            :data:`DEFAULT_CALIBRATION_PROMPTS` built-in ``dev`` requests, as the shipped vectors used).
         fractions: the calibration grid.
         max_ratio: the perplexity-ratio limit of calibration.
         max_degenerate: the degenerate-share limit of calibration.
@@ -233,7 +243,7 @@ def build_vectors(
             toward=step.toward,
             weight=step.weight,
         )
-    prompts = list(calibration_prompts or everyday_requests("dev"))
+    prompts = list(calibration_prompts or everyday_requests("dev")[:DEFAULT_CALIBRATION_PROMPTS])
     for spec in specs:
         vector = vectors[spec.name]
         if calibrate:

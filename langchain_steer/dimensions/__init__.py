@@ -61,17 +61,22 @@ model otherwise answers many everyday requests with a refusal. The shipped vecto
 calibrated under it."""
 
 
-def everyday_requests(split: Literal["dev", "test"]) -> list[str]:
+def everyday_requests(split: Literal["dev", "test", "confirm"]) -> list[str]:
     """Everyday requests that favour no pole of any built-in dimension.
 
-    ``"dev"`` (30) may be used to tune and to calibrate ranges; ``"test"`` (40) is held out for measurement.
-    Both were written before any tuning and share no request with the extraction data.
+    * ``"dev"`` (60) may be used to tune and to calibrate ranges. The first 30, written before any tuning,
+      are what calibration uses by default; 30 more were added later for calibrating on more requests.
+    * ``"test"`` (40), written before any tuning, is held out: the shipped vectors are measured on it.
+    * ``"confirm"`` (40), written after ``"test"`` was first measured and before any further tuning, is the
+      next held-out set: confirm a change made after seeing ``"test"`` on it.
+
+    No request is in two splits or in the extraction data.
 
     Raises:
         ValueError: an unknown split.
     """
-    if split not in ("dev", "test"):
-        raise ValueError(f"split must be 'dev' or 'test', not {split!r}.")
+    if split not in ("dev", "test", "confirm"):
+        raise ValueError(f"split must be 'dev', 'test' or 'confirm', not {split!r}.")
     return list(_requests()[split])
 
 

@@ -40,9 +40,11 @@ def test_everyday_requests_are_held_apart():
     from langchain_steer.dimensions import PLANNER_SYSTEM_PROMPT, everyday_requests
 
     dev, test = everyday_requests("dev"), everyday_requests("test")
-    assert len(dev) == 30 and len(test) == 40 and not set(dev) & set(test)
+    confirm = everyday_requests("confirm")
+    assert len(dev) == 60 and len(test) == 40 and len(confirm) == 40
+    assert len(set(dev) | set(test) | set(confirm)) == 140  # no request in two splits
     extraction = {p["prompt"] for name in DIMENSIONS for p in load_dimension(name).pairs}
-    assert not (set(dev) | set(test)) & extraction
+    assert not (set(dev) | set(test) | set(confirm)) & extraction
     assert PLANNER_SYSTEM_PROMPT.startswith("You are a lifestyle-planning assistant")
     with pytest.raises(ValueError, match="split"):
         everyday_requests("train")
