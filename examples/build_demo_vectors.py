@@ -3,7 +3,7 @@
 This is the recipe measured in docs/eval.md: two-sided pole-mean directions on layers 16-24 of SmolLM2-135M,
 the writing-system direction projected out, `age`'s adults-only side counter-steered with 0.8 of `time`'s
 morning pole (it otherwise drifts to "at night"), and each side's range calibrated on the 30 development
-requests at a perplexity ratio of 1.4. Everything is deterministic: a rerun with the same data and judge
+requests at a perplexity ratio of 1.3. Everything is deterministic: a rerun with the same data and judge
 writes the same numbers.
 
 Run: python examples/build_demo_vectors.py [--out FOLDER]     (30 to 50 minutes on 2 CPU cores)

@@ -672,7 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip range calibration (about 5 minutes per dimension on 2 CPU cores)",
     )
-    extract.add_argument("--max-ppl-ratio", type=float, default=1.4)
+    extract.add_argument("--max-ppl-ratio", type=float, default=1.3)
     extract.add_argument(
         "--calibration-prompts",
         type=int,
@@ -800,7 +800,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     eval_common(calibrate, prompts=30, max_tokens=48)  # the development requests
     calibrate.add_argument("--dimension", default="all", help="a dimension, a comma list, or 'all'")
-    calibrate.add_argument("--max-ppl-ratio", type=float, default=1.4)
+    calibrate.add_argument("--max-ppl-ratio", type=float, default=1.3)
     calibrate.add_argument(
         "--max-degenerate", type=float, default=0.05, help="largest share of degenerate replies"
     )

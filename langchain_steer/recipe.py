@@ -146,7 +146,7 @@ def build_vectors(
     calibrate: bool = True,
     calibration_prompts: Sequence[str] | None = None,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
-    max_ratio: float = 1.4,
+    max_ratio: float = 1.3,
     max_degenerate: float = 0.05,
     batch_size: int = 8,
     progress: bool = True,

@@ -9,7 +9,7 @@ runs over :data:`DEFAULT_FRACTIONS` and ``r`` is the residual-stream norm at the
 layer (so one grid suits models whose activations differ in scale by orders of magnitude), and keeps **the
 largest norm such that at every grid norm up to it**:
 
-1. **fluency**: the replies' perplexity under the unsteered model is at most ``max_ratio`` (1.4) times the
+1. **fluency**: the replies' perplexity under the unsteered model is at most ``max_ratio`` (1.3) times the
    prompted-pole baseline's (:mod:`langchain_steer.eval.pole_eval`: replies that ask for the same pole, so
    the pole's own words are not charged to the steering), and, when a reference model is given, the same
    holds under it with ``max_reference_ratio``;
@@ -22,8 +22,8 @@ The range must be contiguous from 0: a norm that passes beyond a failing one is 
 stopped each side is recorded in ``extra["calibration"]``. Calibrate on requests you will not measure on:
 for the built-in dimensions, the ``dev`` split of :func:`langchain_steer.dimensions.everyday_requests`.
 
-**Leave headroom.** A limit reached on 30 prompts moves by about ±0.1 on others; the shipped vectors are
-calibrated with ``max_ratio=1.4`` so that they stay within 1.5 on held-out requests.
+**Leave headroom.** A limit reached on 30 prompts moved by up to 0.3 on 40 others (docs/eval.md); the
+shipped vectors are calibrated with ``max_ratio=1.3`` so that they stay within 1.5 on held-out requests.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def median_residual_norm(vector: SteeringVector) -> float | None:
 def choose_norm(
     checks: Sequence[Mapping[str, Any]],
     *,
-    max_ratio: float = 1.4,
+    max_ratio: float = 1.3,
     max_degenerate: float = 0.05,
     tolerance: float = 0.1,
     max_reference_ratio: float | None = None,
@@ -142,7 +142,7 @@ def calibrate_range(
     system: str | None = None,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     residual_norm: float | None = None,
-    max_ratio: float = 1.4,
+    max_ratio: float = 1.3,
     max_degenerate: float = 0.05,
     tolerance: float = 0.1,
     reference: Scorer | None = None,

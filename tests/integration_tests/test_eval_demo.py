@@ -90,7 +90,7 @@ def test_calibrate_writes_both_ranges_back_into_the_vector_file(tmp_path, demo):
     assert target.read_bytes() != before
     calibrated = SteeringVector.load(target)
     details = calibrated.extra["calibration"]
-    assert details["prompts"] == 4 and details["max_ratio"] == 1.4
+    assert details["prompts"] == 4 and details["max_ratio"] == 1.3
     chosen = {"positive": calibrated.functional_range, "negative": calibrated.negative_side[1]}
     for side in ("negative", "positive"):
         checks = details["checks"][side]

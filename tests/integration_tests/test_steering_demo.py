@@ -2,7 +2,7 @@
 
 Eight of the 40 held-out everyday requests, every dimension at -1 and +1, 48-token greedy replies, the pole
 judge deciding: a few minutes on a laptop CPU. The full measurement (all 40 requests, with the reference
-model) is in docs/eval.md. On these 8 it measured, at -1 / +1, own-pole shares of 88/100 % (cost),
+model) is in docs/eval.md. On these 8, with the first (1.4) ranges, it measured at -1 / +1 own-pole shares of 88/100 % (cost),
 50/38 % (ambiance), 88/75 % (age), 88/88 % (time) and 50/62 % (culture), against 0 to 20 % unsteered;
 the thresholds leave about one reply of slack (8 replies move a share in steps of 12.5 points).
 """
@@ -51,7 +51,7 @@ def test_each_dimension_moves_the_replies_to_its_poles(evaluation, name):
 def test_steered_replies_stay_fluent(evaluation, name):
     for strength in (-1.0, 1.0):
         assert evaluation.degenerate(name, strength) <= 1 / PROMPTS, (name, strength)
-        # Measured 1.01 to 1.79 against the prompted-pole baseline on these 8 requests.
+        # Measured 1.01 to 1.79 (first, 1.4 ranges) against the prompted-pole baseline on these 8 requests.
         assert evaluation.ppl_ratio(name, strength) <= 2.0, (name, strength)
 
 
@@ -59,8 +59,8 @@ def test_each_dimension_mostly_moves_itself(evaluation):
     names, matrix = evaluation.cross_effects()
     for i, row in enumerate(matrix):
         own = row[i]
-        assert own >= 0.75, (names[i], own)  # measured 0.88 (ambiance) to 1.88 (cost), of at most 2
+        assert own >= 0.75, (names[i], own)  # 0.88 (ambiance) to 1.88 (cost) with the 1.4 ranges; of at most 2
         for j, value in enumerate(row):
             if j != i:
-                # Measured at most 0.43 of the own effect (time on age: -0.75 against +1.75).
+                # At most 0.43 of the own effect with the 1.4 ranges (time on age: -0.75 against +1.75).
                 assert abs(value) <= 0.6 * own, (names[i], names[j], value, own)
