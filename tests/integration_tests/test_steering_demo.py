@@ -2,8 +2,9 @@
 
 Eight of the 40 held-out everyday requests, every dimension at -1 and +1, 48-token greedy replies, the pole
 judge deciding: a few minutes on a laptop CPU. The full measurement (all 40 requests, with the reference
-model) is in docs/eval.md. On these 8, with the first (1.4) ranges, it measured at -1 / +1 own-pole shares of 88/100 % (cost),
-50/38 % (ambiance), 88/75 % (age), 88/88 % (time) and 50/62 % (culture), against 0 to 20 % unsteered;
+model) is in docs/eval.md. On these 8, with the first (1.4) ranges, it measured at -1 / +1 own-pole
+shares of 88/100 % (cost), 50/38 % (ambiance), 88/75 % (age), 88/88 % (time) and 50/62 % (culture),
+against 0 to 20 % unsteered;
 the thresholds leave about one reply of slack (8 replies move a share in steps of 12.5 points).
 """
 
@@ -59,7 +60,8 @@ def test_each_dimension_mostly_moves_itself(evaluation):
     names, matrix = evaluation.cross_effects()
     for i, row in enumerate(matrix):
         own = row[i]
-        assert own >= 0.75, (names[i], own)  # 0.88 (ambiance) to 1.88 (cost) with the 1.4 ranges; of at most 2
+        # 0.88 (ambiance) to 1.88 (cost) with the 1.4 ranges, of at most 2.
+        assert own >= 0.75, (names[i], own)
         for j, value in enumerate(row):
             if j != i:
                 # At most 0.43 of the own effect with the 1.4 ranges (time on age: -0.75 against +1.75).
