@@ -33,7 +33,7 @@ from typing import Literal
 
 import torch
 
-__all__ = ["LABELS", "Label", "PoleJudge", "judge_accuracy", "statements"]
+__all__ = ["LABELS", "Label", "PoleJudge", "embed_statements", "judge_accuracy", "statements"]
 
 Label = Literal["negative", "neither", "positive"]
 LABELS: tuple[Label, ...] = ("negative", "neither", "positive")
@@ -48,6 +48,13 @@ _STOP = frozenset(
     "they this to was we were will with you your my me he she his her can could would should just also "
     "very really more most some any all one two not no if then than into out up about".split()
 )
+
+
+def embed_statements(texts: Sequence[str]) -> torch.Tensor:
+    """MiniLM embeddings of each text's :func:`statements` (the whole text when nothing is left)."""
+    from langchain_steer.agent.encoder import embed
+
+    return embed([statements(t) or t for t in texts])
 
 
 def statements(text: str) -> str:
@@ -227,10 +234,14 @@ class PoleJudge:
         labels = self.labels(texts)
         return {k: (labels.count(k) / len(labels) if labels else 0.0) for k in LABELS}
 
-    def embedding_scores(self, texts: Sequence[str]) -> torch.Tensor:
+    def embedding_scores(
+        self, texts: Sequence[str], embedded: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Mean cosine to the positive references minus to the negative ones, per reply (MiniLM).
 
         The references are the pole descriptions and the pole corpus, each side averaged over both.
+        ``embedded`` may pass :func:`embed_statements` of ``texts`` already computed, so that several
+        judges reading the same replies embed them once.
 
         Raises:
             ValueError: the judge has neither descriptions nor a corpus.
@@ -245,7 +256,7 @@ class PoleJudge:
             raise ValueError(
                 f"The judge of {self.dimension!r} has no descriptions or corpus to compare with."
             )
-        emb = embed([statements(t) or t for t in texts])
+        emb = embed_statements(texts) if embedded is None else embedded
         return (emb @ embed(refs["positive"]).T).mean(-1) - (emb @ embed(refs["negative"]).T).mean(
             -1
         )

@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from langchain_steer.eval.fluency import english_vocabulary, reply_token_nlls
-from langchain_steer.eval.judge import LABELS, Label, PoleJudge
+from langchain_steer.eval.judge import LABELS, Label, PoleJudge, embed_statements
 from langchain_steer.eval.metrics import degeneration
 from langchain_steer.extract import Example
 from langchain_steer.generate import generate_batch
@@ -215,10 +215,10 @@ def score_replies(
         else None
     )
     texts = [text for *_, text in items]
+    comparable = {name: j for name, j in judges.items() if j.descriptions or j.corpus}
+    embedded = embed_statements(texts) if comparable else None  # once, for every judge
     embedding = {
-        name: judge.embedding_scores(texts).tolist()
-        for name, judge in judges.items()
-        if judge.descriptions or judge.corpus
+        name: judge.embedding_scores(texts, embedded).tolist() for name, judge in comparable.items()
     }
     replies = []
     for i, (prompt, request, strengths, text) in enumerate(items):
