@@ -759,10 +759,11 @@ def build_parser() -> argparse.ArgumentParser:
     poles.add_argument("--dimension", default="all", help="a dimension, a comma list, or 'all'")
     poles.add_argument(
         "--split",
-        choices=["test", "dev", "confirm"],
+        choices=["test", "dev", "confirm", "final"],
         default="test",
-        help="everyday requests: the 40 held-out ones (default), the development ones, or the 40 "
-        "'confirm' ones kept for checking a change made after seeing 'test'",
+        help="everyday requests: the 40 held-out ones (default), the development ones, the 40 "
+        "'confirm' ones kept for checking a change made after seeing 'test', or the 40 'final' ones "
+        "kept for a change made after seeing 'confirm'",
     )
     poles.add_argument(
         "--strengths",

@@ -61,7 +61,7 @@ model otherwise answers many everyday requests with a refusal. The shipped vecto
 calibrated under it."""
 
 
-def everyday_requests(split: Literal["dev", "test", "confirm"]) -> list[str]:
+def everyday_requests(split: Literal["dev", "test", "confirm", "final"]) -> list[str]:
     """Everyday requests that favour no pole of any built-in dimension.
 
     * ``"dev"`` (60) may be used to tune and to calibrate ranges. The first 30, written before any tuning,
@@ -69,14 +69,16 @@ def everyday_requests(split: Literal["dev", "test", "confirm"]) -> list[str]:
     * ``"test"`` (40), written before any tuning, is held out: the shipped vectors are measured on it.
     * ``"confirm"`` (40), written after ``"test"`` was first measured and before any further tuning, is the
       next held-out set: confirm a change made after seeing ``"test"`` on it.
+    * ``"final"`` (40), written after ``"confirm"`` was measured and before any further tuning, is the held-out
+      set for changes made after that.
 
     No request is in two splits or in the extraction data.
 
     Raises:
         ValueError: an unknown split.
     """
-    if split not in ("dev", "test", "confirm"):
-        raise ValueError(f"split must be 'dev', 'test' or 'confirm', not {split!r}.")
+    if split not in ("dev", "test", "confirm", "final"):
+        raise ValueError(f"split must be 'dev', 'test', 'confirm' or 'final', not {split!r}.")
     return list(_requests()[split])
 
 

@@ -41,10 +41,11 @@ def test_everyday_requests_are_held_apart():
 
     dev, test = everyday_requests("dev"), everyday_requests("test")
     confirm = everyday_requests("confirm")
-    assert len(dev) == 60 and len(test) == 40 and len(confirm) == 40
-    assert len(set(dev) | set(test) | set(confirm)) == 140  # no request in two splits
+    final = everyday_requests("final")
+    assert len(dev) == 60 and len(test) == 40 and len(confirm) == 40 and len(final) == 40
+    assert len(set(dev) | set(test) | set(confirm) | set(final)) == 180  # no request in two splits
     extraction = {p["prompt"] for name in DIMENSIONS for p in load_dimension(name).pairs}
-    assert not (set(dev) | set(test) | set(confirm)) & extraction
+    assert not (set(dev) | set(test) | set(confirm) | set(final)) & extraction
     assert PLANNER_SYSTEM_PROMPT.startswith("You are a lifestyle-planning assistant")
     with pytest.raises(ValueError, match="split"):
         everyday_requests("train")
