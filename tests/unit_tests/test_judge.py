@@ -2,6 +2,7 @@
 
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -91,23 +92,52 @@ def test_judge_accuracy_counts_per_label():
 
 # Agreement of each built-in judge with blind human labels, measured when the lexicons were last revised
 # (docs/eval.md). The dev and test files were used to revise the lexicons; the validation and steered files
-# were labelled after that and never used to choose anything.
+# were labelled before that revision and never used to choose a term.
 MEASURED = {
-    "dev": {"cost": 0.867, "ambiance": 0.933, "age": 0.944, "time": 0.956, "culture": 0.978},
-    "test": {"cost": 0.875, "ambiance": 0.758, "age": 0.933, "time": 0.925, "culture": 0.975},
-    "validation": {"cost": 0.917, "ambiance": 0.7, "age": 0.867, "time": 0.95, "culture": 0.933},
-    "steered": {"cost": 0.908, "ambiance": 0.833, "age": 0.833, "time": 0.958, "culture": 0.925},
+    "dev": {"cost": 0.867, "ambiance": 0.9, "age": 0.944, "time": 0.956, "culture": 0.978},
+    "test": {"cost": 0.875, "ambiance": 0.883, "age": 0.958, "time": 0.925, "culture": 0.975},
+    "validation": {"cost": 0.917, "ambiance": 0.733, "age": 0.933, "time": 0.95, "culture": 0.933},
+    "steered": {"cost": 0.908, "ambiance": 0.833, "age": 0.833, "time": 0.958, "culture": 0.942},
 }
+
+
+def _rows(split, name):
+    path = LABELS.with_name(f"judge_labels_{split}.json")
+    return [r for r in json.loads(path.read_text("utf-8"))["rows"] if r["dimension"] == name]
 
 
 @pytest.mark.parametrize("split", list(MEASURED))
 @pytest.mark.parametrize("name", DIMENSIONS)
 def test_builtin_judges_agree_with_blind_human_labels(name, split):
-    path = LABELS.with_name(f"judge_labels_{split}.json")
-    rows = [r for r in json.loads(path.read_text("utf-8"))["rows"] if r["dimension"] == name]
+    rows = _rows(split, name)
     report = judge_accuracy(
         PoleJudge.for_dimension(name), [r["text"] for r in rows], [r["label"] for r in rows]
     )
     assert report["n"] == {"dev": 90, "test": 120, "validation": 60, "steered": 120}[split]
     # A lexicon edit that costs more than two labels' worth fails here.
     assert report["accuracy"] >= MEASURED[split][name] - 2 / report["n"] - 1e-9
+
+
+# The judge against the majority of the validation file's three readers, on the replies prompted toward a
+# pole (40 per dimension) and the unsteered ones (20), as measured for docs/eval.md.
+MAJORITY = {
+    "prompted": {"cost": 0.9, "ambiance": 0.75, "age": 0.925, "time": 0.95, "culture": 0.925},
+    "unsteered": {"cost": 0.9, "ambiance": 0.8, "age": 0.95, "time": 0.95, "culture": 0.95},
+}
+
+
+@pytest.mark.parametrize("kind", list(MAJORITY))
+@pytest.mark.parametrize("name", DIMENSIONS)
+def test_builtin_judges_agree_with_the_majority_of_three_readers(name, kind):
+    rows = [
+        r
+        for r in _rows("validation", name)
+        if (r["source"] == "unsteered") == (kind == "unsteered")
+    ]
+    majority = []
+    for row in rows:
+        ((label, votes),) = Counter([row["label"], *row["other_labels"]]).most_common(1)
+        majority.append(label if votes >= 2 else "neither")
+    report = judge_accuracy(PoleJudge.for_dimension(name), [r["text"] for r in rows], majority)
+    assert report["n"] == {"prompted": 40, "unsteered": 20}[kind]
+    assert report["accuracy"] >= MAJORITY[kind][name] - 2 / report["n"] - 1e-9
