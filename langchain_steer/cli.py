@@ -428,9 +428,19 @@ def _vector_file(source: Path, name: str) -> Path:
 
 def cmd_eval_poles(args: argparse.Namespace) -> int:
     """``langchain-steer eval poles``: pole shares, fluency and cross-effects on everyday requests."""
-    from langchain_steer.eval.pole_eval import evaluate_poles
+    from langchain_steer.eval.pole_eval import PoleEvaluation, evaluate_poles
     from langchain_steer.eval.report import write_pole_report
 
+    if args.rejudge:
+        try:
+            saved = PoleEvaluation.from_dict(json.loads(Path(args.rejudge).read_text("utf-8")))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise SystemExit(f"error: cannot read the report {args.rejudge}: {error}") from None
+        judged = {d for r in saved.replies for d in r.labels}
+        evaluation = saved.rejudged({n: _judge_and_instructions(args, n)[0] for n in sorted(judged)})
+        written = write_pole_report(evaluation, args.out)
+        print(written["markdown"].read_text("utf-8"))
+        return 0
     model, tokenizer, vectors, names = _eval_inputs(args)
     prompts = everyday_requests(args.split)[: args.prompts]
     judges, instructions = {}, {}
@@ -764,6 +774,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="everyday requests: the 40 held-out ones (default), the development ones, the 40 "
         "'confirm' ones kept for checking a change made after seeing 'test', or the 40 'final' ones "
         "kept for a change made after seeing 'confirm'",
+    )
+    poles.add_argument(
+        "--rejudge",
+        metavar="POLES_JSON",
+        help="re-read the replies of a saved poles.json with the current judges (after editing a "
+        "lexicon) instead of generating; writes the report to --out",
     )
     poles.add_argument(
         "--strengths",

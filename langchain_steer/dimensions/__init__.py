@@ -69,8 +69,8 @@ def everyday_requests(split: Literal["dev", "test", "confirm", "final"]) -> list
     * ``"test"`` (40), written before any tuning, is held out: the shipped vectors are measured on it.
     * ``"confirm"`` (40), written after ``"test"`` was first measured and before any further tuning, is the
       next held-out set: confirm a change made after seeing ``"test"`` on it.
-    * ``"final"`` (40), written after ``"confirm"`` was measured and before any further tuning, is the held-out
-      set for changes made after that.
+    * ``"final"`` (40), written after ``"confirm"`` was measured and before any further tuning, is the
+      held-out set for changes made after that.
 
     No request is in two splits or in the extraction data.
 

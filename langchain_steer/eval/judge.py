@@ -206,14 +206,19 @@ class PoleJudge:
 
     # -- judging -------------------------------------------------------------------------------
     def evidence(self, text: str) -> dict[str, list[str]]:
-        """The distinct lexicon terms of each pole that the statements of ``text`` use."""
+        """The distinct lexicon terms of each pole that the statements of ``text`` use.
+
+        A term found only as part of a longer term of the same pole is not counted again: "lesser known"
+        is one piece of evidence, not also "lesser".
+        """
         body = _normalise(statements(text))
-        patterns = {
-            side: [(t, _normalise(t)) for t in terms] for side, terms in self.lexicon.items()
-        }
-        return {
-            side: [term for term, key in pairs if key in body] for side, pairs in patterns.items()
-        }
+        found: dict[str, list[str]] = {}
+        for side, terms in self.lexicon.items():
+            hits = [(term, key) for term in terms if (key := _normalise(term)) in body]
+            found[side] = [
+                term for term, key in hits if not any(key != k and key in k for _, k in hits)
+            ]
+        return found
 
     def label(self, text: str) -> Label:
         """``"positive"``, ``"negative"`` or ``"neither"`` for one reply."""

@@ -417,6 +417,30 @@ class PoleEvaluation:
             name,
         )
 
+    def rejudged(self, judges: Mapping[str, PoleJudge]) -> PoleEvaluation:
+        """The same replies read again by ``judges``: only the labels change.
+
+        Use it after revising a judge's lexicon, to re-read a saved run (:meth:`from_dict`) instead of
+        generating every reply again. Dimensions without a judge here keep their labels; the embedding
+        scores, perplexities and degeneration checks do not depend on the lexicon and are kept.
+        """
+
+        def relabel(reply: Reply) -> Reply:
+            labels = dict(reply.labels)
+            for name, judge in judges.items():
+                labels[name] = judge.label(reply.text)
+            return dataclasses.replace(reply, labels=labels)
+
+        return dataclasses.replace(
+            self,
+            replies=[relabel(r) for r in self.replies],
+            baselines={
+                key: dataclasses.replace(b, replies=[relabel(r) for r in b.replies])
+                for key, b in self.baselines.items()
+            },
+            settings={**self.settings, "rejudged": sorted(judges)},
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (schema ``langchain-steer/pole-eval@1``)."""
         return {

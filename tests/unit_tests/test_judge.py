@@ -95,9 +95,9 @@ def test_judge_accuracy_counts_per_label():
 # were labelled before that revision and never used to choose a term.
 MEASURED = {
     "dev": {"cost": 0.867, "ambiance": 0.9, "age": 0.944, "time": 0.956, "culture": 0.978},
-    "test": {"cost": 0.875, "ambiance": 0.883, "age": 0.958, "time": 0.925, "culture": 0.975},
-    "validation": {"cost": 0.917, "ambiance": 0.733, "age": 0.933, "time": 0.95, "culture": 0.933},
-    "steered": {"cost": 0.908, "ambiance": 0.833, "age": 0.833, "time": 0.958, "culture": 0.942},
+    "test": {"cost": 0.875, "ambiance": 0.875, "age": 0.958, "time": 0.942, "culture": 0.975},
+    "validation": {"cost": 0.9, "ambiance": 0.733, "age": 0.933, "time": 0.95, "culture": 0.933},
+    "steered": {"cost": 0.908, "ambiance": 0.842, "age": 0.833, "time": 0.958, "culture": 0.942},
 }
 
 
@@ -121,8 +121,8 @@ def test_builtin_judges_agree_with_blind_human_labels(name, split):
 # The judge against the majority of the validation file's three readers, on the replies prompted toward a
 # pole (40 per dimension) and the unsteered ones (20), as measured for docs/eval.md.
 MAJORITY = {
-    "prompted": {"cost": 0.9, "ambiance": 0.75, "age": 0.925, "time": 0.95, "culture": 0.925},
-    "unsteered": {"cost": 0.9, "ambiance": 0.8, "age": 0.95, "time": 0.95, "culture": 0.95},
+    "prompted": {"cost": 0.875, "ambiance": 0.725, "age": 0.925, "time": 0.95, "culture": 0.925},
+    "unsteered": {"cost": 0.9, "ambiance": 0.75, "age": 0.95, "time": 0.95, "culture": 0.95},
 }
 
 
@@ -141,3 +141,32 @@ def test_builtin_judges_agree_with_the_majority_of_three_readers(name, kind):
     report = judge_accuracy(PoleJudge.for_dimension(name), [r["text"] for r in rows], majority)
     assert report["n"] == {"prompted": 40, "unsteered": 20}[kind]
     assert report["accuracy"] >= MAJORITY[kind][name] - 2 / report["n"] - 1e-9
+
+
+def test_a_term_inside_a_longer_term_counts_once():
+    judge = PoleJudge(
+        dimension="ambiance",
+        poles=("touristy", "hipster"),
+        lexicon={
+            "negative": ["iconic", "landmarks"],
+            "positive": ["lesser", "lesser known", "gems"],
+        },
+    )
+    text = "It has iconic landmarks and lesser known spots."
+    assert judge.evidence(text) == {
+        "negative": ["iconic", "landmarks"],
+        "positive": ["lesser known"],
+    }
+    assert judge.label(text) == "negative"
+    assert judge.evidence("A lesser spot.")["positive"] == ["lesser"]
+
+
+def test_ambiance_judge_on_its_tuning_labels():
+    path = LABELS.with_name("judge_labels_ambiance_tuning.json")
+    rows = json.loads(path.read_text("utf-8"))["rows"]
+    report = judge_accuracy(
+        PoleJudge.for_dimension("ambiance"), [r["text"] for r in rows], [r["label"] for r in rows]
+    )
+    assert report["n"] == 160
+    # 81.9 % before these labels revised the lexicon; 83.1 % after.
+    assert report["accuracy"] >= 133 / 160 - 2 / 160 - 1e-9

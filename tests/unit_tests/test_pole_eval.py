@@ -133,3 +133,28 @@ def test_embedding_agreement_counts_only_replies_read_as_a_pole():
     assert "embedding agrees" in poles_markdown(evaluation)
     # The JSON round trip keeps the scores.
     assert PoleEvaluation.from_dict(evaluation.to_dict()).replies[0].embedding == {"cost": 0.2}
+
+
+def test_rejudged_relabels_replies_and_baselines_and_keeps_the_rest(evaluation, tmp_path):
+    class Luxury(PoleJudge):  # a judge that reads every reply as the positive pole
+        def label(self, text):
+            return "positive"
+
+    again = evaluation.rejudged(
+        {"cost": Luxury("cost", ("budget", "luxury"), JUDGES["cost"].lexicon)}
+    )
+    assert all(r.labels["cost"] == "positive" for r in again.replies)
+    assert all(r.labels["cost"] == "positive" for b in again.baselines.values() for r in b.replies)
+    assert [r.labels["age"] for r in again.replies] == [r.labels["age"] for r in evaluation.replies]
+    assert [r.nll for r in again.replies] == [r.nll for r in evaluation.replies]
+    assert again.settings["rejudged"] == ["cost"] and "rejudged" not in evaluation.settings
+    assert again.shares("cost", -1.0)["positive"] == 1.0
+    # The CLI re-reads a saved report with the built-in judges, without loading a model.
+    from langchain_steer.cli import main
+
+    saved = write_pole_report(evaluation, tmp_path / "saved")["json"]
+    assert main(["eval", "poles", "--rejudge", str(saved), "--out", str(tmp_path / "new")]) == 0
+    data = json.loads((tmp_path / "new" / "poles.json").read_text())
+    assert data["settings"]["rejudged"] == ["age", "cost"]
+    with pytest.raises(SystemExit, match="cannot read the report"):
+        main(["eval", "poles", "--rejudge", str(tmp_path / "missing.json"), "--out", str(tmp_path)])
