@@ -187,6 +187,8 @@ def _columns(cells: Sequence[str], width: int) -> list[str]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``langchain-steer demo``: each dimension at -1 / 0 / +1, side by side."""
+    from langchain_steer.eval.judge import PoleJudge
+
     model, tokenizer = load_model(args.model, device=args.device)
     vectors = _load_vectors(args.vectors, args.model)
     names = (
@@ -222,6 +224,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(" | ".join(h.ljust(width) for h in header).rstrip())
         print("-+-".join("-" * width for _ in header))
         print("\n".join(_columns(replies, width)))
+        if name in DIMENSIONS:
+            # What the eval suite's pole judge reads in each reply, so that a column that does not
+            # lean to its pole is said so, not left for the reader to guess.
+            judge = PoleJudge.for_dimension(name)
+            readings = [
+                {"negative": poles[0], "positive": poles[1]}.get(label, "neither pole")
+                for label in judge.labels(replies)
+            ]
+            print("-+-".join("-" * width for _ in header))
+            print(" | ".join(f"judge reads: {r}".ljust(width) for r in readings).rstrip())
         print(f"({time.perf_counter() - started:.1f} s)")
     return 0
 
