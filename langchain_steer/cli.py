@@ -187,10 +187,13 @@ def _columns(cells: Sequence[str], width: int) -> list[str]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``langchain-steer demo``: each dimension at -1 / 0 / +1, side by side."""
+    from langchain_steer.eval.fluency import english_vocabulary
     from langchain_steer.eval.judge import PoleJudge
+    from langchain_steer.eval.metrics import degeneration
 
     model, tokenizer = load_model(args.model, device=args.device)
     vectors = _load_vectors(args.vectors, args.model)
+    vocabulary = english_vocabulary()
     names = (
         args.dimensions.split(",") if args.dimensions else [n for n in DIMENSIONS if n in vectors]
     )
@@ -224,16 +227,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(" | ".join(h.ljust(width) for h in header).rstrip())
         print("-+-".join("-" * width for _ in header))
         print("\n".join(_columns(replies, width)))
+        # What the eval suite reads in each reply (its pole judge, its degeneration check), so that a
+        # column that does not lean to its pole, or that broke down, is said so.
+        readings = [", ".join(f"degenerate ({r})" for r in degeneration(t, vocabulary)) for t in replies]
         if name in DIMENSIONS:
-            # What the eval suite's pole judge reads in each reply, so that a column that does not
-            # lean to its pole is said so, not left for the reader to guess.
-            judge = PoleJudge.for_dimension(name)
+            labels = PoleJudge.for_dimension(name).labels(replies)
+            names = {"negative": poles[0], "positive": poles[1]}
             readings = [
-                {"negative": poles[0], "positive": poles[1]}.get(label, "neither pole")
-                for label in judge.labels(replies)
+                "; ".join(filter(None, [f"judge reads: {names.get(label, 'neither pole')}", extra]))
+                for label, extra in zip(labels, readings, strict=True)
             ]
+        if any(readings):
             print("-+-".join("-" * width for _ in header))
-            print(" | ".join(f"judge reads: {r}".ljust(width) for r in readings).rstrip())
+            print("\n".join(_columns(readings, width)))
         print(f"({time.perf_counter() - started:.1f} s)")
     return 0
 

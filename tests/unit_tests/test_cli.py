@@ -61,9 +61,12 @@ def test_demo_prints_three_columns(tiny_setup, capsys):
     out = capsys.readouterr().out
     assert "cost=-1" in out and "cost=0" in out and "cost=+1" in out
     assert "system prompt: 'You are a lifestyle-planning assistant." in out
-    # Each column says what the pole judge reads in it (a random model's words read as neither pole).
-    (readings,) = [line for line in out.splitlines() if line.startswith("judge reads:")]
-    assert readings.count("judge reads:") == 3 and "neither pole" in readings
+    # Each column says what the pole judge reads in it (a random model's words read as neither pole),
+    # and that its made-up words are degenerate.
+    readings = "\n".join(
+        line for line in out.splitlines() if "judge reads:" in line or "degenerate" in line
+    )
+    assert readings.count("judge reads: neither pole") == 3 and "degenerate (" in readings
 
 
 def test_extract_from_a_file(tiny_setup, tmp_path, capsys):
