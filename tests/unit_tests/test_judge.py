@@ -92,12 +92,13 @@ def test_judge_accuracy_counts_per_label():
 
 # Agreement of each built-in judge with blind human labels, measured when the lexicons were last revised
 # (docs/eval.md). The dev and test files were used to revise the lexicons; the validation and steered files
-# were labelled before that revision and never used to choose a term.
+# were labelled before that revision and the final file after it; none of those three chose a term.
 MEASURED = {
     "dev": {"cost": 0.867, "ambiance": 0.9, "age": 0.944, "time": 0.956, "culture": 0.978},
     "test": {"cost": 0.875, "ambiance": 0.875, "age": 0.958, "time": 0.942, "culture": 0.975},
     "validation": {"cost": 0.9, "ambiance": 0.733, "age": 0.933, "time": 0.95, "culture": 0.933},
     "steered": {"cost": 0.908, "ambiance": 0.842, "age": 0.833, "time": 0.958, "culture": 0.942},
+    "final": {"cost": 0.933, "ambiance": 0.8, "age": 0.875, "time": 0.917, "culture": 0.875},
 }
 
 
@@ -113,7 +114,10 @@ def test_builtin_judges_agree_with_blind_human_labels(name, split):
     report = judge_accuracy(
         PoleJudge.for_dimension(name), [r["text"] for r in rows], [r["label"] for r in rows]
     )
-    assert report["n"] == {"dev": 90, "test": 120, "validation": 60, "steered": 120}[split]
+    assert (
+        report["n"]
+        == {"dev": 90, "test": 120, "validation": 60, "steered": 120, "final": 120}[split]
+    )
     # A lexicon edit that costs more than two labels' worth fails here.
     assert report["accuracy"] >= MEASURED[split][name] - 2 / report["n"] - 1e-9
 
