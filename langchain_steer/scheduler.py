@@ -232,14 +232,31 @@ class MicroBatcher:
 
     # -- the worker -----------------------------------------------------------------------------------
     def _work(self) -> None:
-        while True:
+        try:
+            while True:
+                with self._cond:
+                    while not self._waiting:
+                        if self._closing or (
+                            not self._cond.wait(self.idle_exit) and not self._waiting
+                        ):
+                            self._thread = None  # under the lock: a later submit starts a new worker
+                            return
+                    self._gather()
+                self._run_batch()
+        except BaseException as error:
+            # A failure outside a batch's own guard (building the decoder, say) would otherwise kill
+            # the thread with ``_thread`` still set: every later request would wait for its timeout.
+            # Fail the waiting requests now, with the error, and let the next submit start afresh.
+            logger.exception("The micro-batcher's worker failed; failing the waiting requests.")
             with self._cond:
-                while not self._waiting:
-                    if self._closing or (not self._cond.wait(self.idle_exit) and not self._waiting):
-                        self._thread = None  # under the lock: a later submit starts a new worker
-                        return
-                self._gather()
-            self._run_batch()
+                self._thread = None
+                failed = list(self._waiting)
+                self._waiting.clear()
+                self._cond.notify_all()
+            for ticket in failed:
+                ticket.finish("error", error)
+            if not isinstance(error, Exception):
+                raise
 
     def _gather(self) -> None:
         """Wait (holding the condition) for companions: the window, or a :meth:`hold`."""

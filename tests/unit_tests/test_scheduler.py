@@ -227,3 +227,27 @@ def test_exit_during_generation_is_clean(tiny_path, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "leaving" in result.stdout and "terminate called" not in result.stderr
+
+
+def test_a_failing_worker_fails_the_waiting_requests_and_the_next_one_starts_afresh(
+    tiny_path, monkeypatch
+):
+    import langchain_steer.scheduler as scheduler
+
+    model, _ = load_model(tiny_path)
+    batcher = MicroBatcher(model, max_batch_size=2, window=0.0)
+    real = scheduler.BatchDecoder
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected decoder failure")
+
+    monkeypatch.setattr(scheduler, "BatchDecoder", broken)
+    ticket = batcher.submit(GenerationRequest([1, 5], 5))
+    assert ticket.wait(timeout=10), "the waiting request hung instead of failing"
+    assert ticket.finish_reason == "error"
+    with pytest.raises(RuntimeError, match="injected decoder failure"):
+        list(ticket)
+    monkeypatch.setattr(scheduler, "BatchDecoder", real)
+    again = batcher.submit(GenerationRequest([1, 5], 5))  # a fresh worker
+    assert len([i for ids in again for i in ids]) == 5
+    batcher.close()
