@@ -135,6 +135,7 @@ class MicroBatcher:
             self._cond.notify_all()
         for ticket in tickets:
             ticket.cancel()
+        _evict(self)  # a shared batcher that is closed must not be handed to the next caller
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
@@ -365,6 +366,18 @@ _batchers: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], MicroBatcher]] =
     weakref.WeakKeyDictionary()
 )
 _batchers_lock = threading.Lock()
+
+
+def _evict(batcher: MicroBatcher) -> None:
+    """Drop ``batcher`` from the shared registry, so that :func:`batcher_for` builds a new one."""
+    model = batcher._model()
+    if model is None:
+        return
+    with _batchers_lock:
+        per_model = _batchers.get(model, {})
+        for key, shared in list(per_model.items()):
+            if shared is batcher:
+                del per_model[key]
 
 
 def batcher_for(

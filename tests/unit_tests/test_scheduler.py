@@ -251,3 +251,16 @@ def test_a_failing_worker_fails_the_waiting_requests_and_the_next_one_starts_afr
     again = batcher.submit(GenerationRequest([1, 5], 5))  # a fresh worker
     assert len([i for ids in again for i in ids]) == 5
     batcher.close()
+
+
+def test_closing_a_shared_batcher_evicts_it(tiny_path):
+    from langchain_steer.scheduler import batcher_for
+
+    model, _ = load_model(tiny_path)
+    shared = batcher_for(model, max_batch_size=3, window=0.001)
+    assert batcher_for(model, max_batch_size=3, window=0.001) is shared
+    shared.close()
+    fresh = batcher_for(model, max_batch_size=3, window=0.001)
+    assert fresh is not shared  # other models with these settings keep working
+    assert len([i for ids in fresh.submit(GenerationRequest([1, 5], 4)) for i in ids]) == 4
+    fresh.close()
