@@ -233,10 +233,13 @@ def load_model(name: str, *, device: str | None = None, dtype: Any = None) -> tu
 
 
 def clear_model_cache() -> None:
-    """Forget every model loaded by :func:`load_model`, so that memory can be freed."""
+    """Forget every model loaded by :func:`load_model`, so that memory can be freed.
+
+    The per-key load locks are kept: a load running now still holds its key's lock, and a caller that
+    arrives after the clear must wait for that load rather than start a second one of the same model.
+    """
     with _locks_guard:
         _loaded.clear()
-        _locks.clear()
 
 
 def model_lock(model: Any) -> Any:

@@ -41,3 +41,33 @@ def test_bad_arguments_are_clear(tmp_path):
         load_model(str(tmp_path / "nope.gguf"))
     with pytest.raises(ValueError, match="needs a model name"):
         load_model("")
+
+
+def test_clearing_the_cache_during_a_load_does_not_load_twice(tiny_dir, monkeypatch):
+    import threading
+    import time
+
+    import transformers
+
+    clear_model_cache()
+    real = transformers.AutoModelForCausalLM.from_pretrained
+    loads = []
+
+    def slow(*args, **kwargs):
+        loads.append(1)
+        time.sleep(1.0)  # a load long enough for another thread to clear the cache meanwhile
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", slow)
+    results = []
+    first = threading.Thread(target=lambda: results.append(load_model(str(tiny_dir))))
+    first.start()
+    time.sleep(0.3)
+    clear_model_cache()
+    second = threading.Thread(target=lambda: results.append(load_model(str(tiny_dir))))
+    second.start()
+    first.join(30)
+    second.join(30)
+    assert len(loads) == 1, "two threads loaded the same model"
+    assert results[0][0] is results[1][0]
+    clear_model_cache()
