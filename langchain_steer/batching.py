@@ -168,7 +168,7 @@ class Ticket:
         while True:
             try:
                 item = await asyncio.wait_for(self._queue.get(), self.timeout)
-            except TimeoutError:
+            except (TimeoutError, asyncio.TimeoutError):  # distinct classes before Python 3.11
                 raise TimeoutError(f"No token arrived for {self.timeout:g} s.") from None
             if item is _END:
                 break

@@ -196,3 +196,26 @@ def test_request_validation():
         GenerationRequest([1], 0)
     with pytest.raises(ValueError, match="positions"):
         GenerationRequest([1], 4, positions="prompt")  # type: ignore[arg-type]
+
+
+def test_async_ticket_timeout_message_on_every_python(monkeypatch):
+    import asyncio
+
+    # Before Python 3.11, asyncio.wait_for raised asyncio.TimeoutError, a class apart from the
+    # builtin TimeoutError. Stand one in, to check the friendly message survives there too.
+    class LegacyTimeout(Exception):
+        pass
+
+    async def wait_for(awaitable, timeout):
+        awaitable.close()
+        raise LegacyTimeout
+
+    monkeypatch.setattr(asyncio, "TimeoutError", LegacyTimeout)
+    monkeypatch.setattr(asyncio, "wait_for", wait_for)
+
+    async def consume():
+        ticket = Ticket(GenerationRequest([1, 2], 3), asyncio.get_running_loop(), timeout=0.5)
+        return [ids async for ids in ticket]
+
+    with pytest.raises(TimeoutError, match="No token arrived for 0.5 s"):
+        asyncio.run(consume())
