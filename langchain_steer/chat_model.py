@@ -34,7 +34,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_vali
 from transformers import RepetitionPenaltyLogitsProcessor
 
 from langchain_steer.batching import GenerationRequest, Ticket
-from langchain_steer.dimensions import builtin_vectors
+from langchain_steer.dimensions import NoBuiltinVectorsError, builtin_vectors
 from langchain_steer.hooks import Positions, check_strength, layer_offsets
 from langchain_steer.messages import render_prompt
 from langchain_steer.models import load_model
@@ -407,8 +407,9 @@ class SteeredChatModel(BaseChatModel):
             return load_vectors(self.vectors)
         try:
             return builtin_vectors(self.model)
-        except ValueError:
-            return {}  # no built-in vectors for this model: steering needs vectors=
+        except NoBuiltinVectorsError:
+            # Only "none ship for this model" means no vectors; a corrupt shipped file must surface.
+            return {}  # steering needs vectors=
 
     def _strengths(self, override: Any, vectors: Mapping[str, SteeringVector]) -> dict[str, float]:
         strengths = {**self.steering, **_check_steering(override or {})}

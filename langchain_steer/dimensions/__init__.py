@@ -35,6 +35,7 @@ __all__ = [
     "DIMENSIONS",
     "PLANNER_SYSTEM_PROMPT",
     "Dimension",
+    "NoBuiltinVectorsError",
     "builtin_vectors",
     "everyday_requests",
     "load_dimension",
@@ -165,6 +166,10 @@ def reference_examples(split: Split = "train") -> list[Example]:
     return examples
 
 
+class NoBuiltinVectorsError(ValueError):
+    """No built-in vectors ship for the model asked for (a :class:`ValueError`)."""
+
+
 def builtin_vectors(model: str = "demo") -> dict[str, SteeringVector]:
     """Return the five built-in dimensions' vectors for ``model``, keyed by dimension name.
 
@@ -172,14 +177,15 @@ def builtin_vectors(model: str = "demo") -> dict[str, SteeringVector]:
     ``langchain-steer extract --model NAME --dimension cost --out cost.safetensors``.
 
     Raises:
-        ValueError: no vectors ship for ``model``.
+        NoBuiltinVectorsError: no vectors ship for ``model`` (a ``ValueError``).
+        ValueError: a shipped vector file is corrupt (the message names it).
     """
     shipped = resources.files(__package__).joinpath("vectors")
     # Match against the shipped names: joining a path-like `model` ("/some/folder") would escape the package.
     available = sorted(entry.name for entry in shipped.iterdir() if entry.is_dir())
     folder = shipped.joinpath(model)
     if model not in available:
-        raise ValueError(
+        raise NoBuiltinVectorsError(
             f"No built-in vectors ship for model {model!r} (available: {', '.join(available)}). "
             "Extract them with `langchain-steer extract --model ... --dimension ...`."
         )

@@ -282,3 +282,24 @@ def test_reply_repetition_penalty_spares_the_prompt():
     out = ReplyRepetitionPenalty(prompt_length=2, penalty=2.0)(ids, scores.clone())
     assert out[0, 5] == 2.0 and out[0, 6] == 2.0  # prompt tokens untouched
     assert out[0, 7] == 1.0 and out[0, 8] == -4.0  # reply tokens pushed down either way
+
+
+def test_a_corrupt_shipped_vector_file_is_that_error(tmp_path, monkeypatch):
+    import importlib.resources
+
+    import langchain_steer.dimensions as dimensions
+
+    shipped = tmp_path / "vectors" / "demo"
+    shipped.mkdir(parents=True)
+    (shipped / "cost.safetensors").write_bytes(b"not a safetensors file")
+
+    class Files:
+        files = staticmethod(lambda package: tmp_path)
+        as_file = staticmethod(importlib.resources.as_file)
+
+    monkeypatch.setattr(dimensions, "resources", Files)
+    # Before, the user saw "Unknown steering dimension 'cost'; known: none" instead.
+    with pytest.raises(ValueError, match="cost.safetensors is not a readable safetensors file"):
+        SteeredChatModel(model="demo").steering_dimensions()
+    # A model with no shipped vectors still means "no vectors", not an error.
+    assert SteeredChatModel(model="some/other-model").steering_dimensions() == []
