@@ -94,6 +94,11 @@ class SteeringVector:
             )
         if negative is not None and not negative:
             raise ValueError("negative_directions, when given, needs at least one layer.")
+        for side, table in (("directions", directions), ("negative_directions", negative or {})):
+            bad = [layer for layer, t in table.items() if not bool(torch.isfinite(t).all())]
+            if bad:
+                # A NaN would turn every steered activation, and so every reply, into NaN.
+                raise ValueError(f"{side} of layers {sorted(bad)} hold NaN or infinite values.")
         _check_range("functional_range", self.functional_range)
         if self.negative_range is not None:
             _check_range("negative_range", self.negative_range)
@@ -344,18 +349,21 @@ class SteeringVector:
         if not sides[_POSITIVE_KEY]:
             raise ValueError(f"{source}: the file holds no 'layer.<n>' direction.")
         negative_range = meta.get("negative_range")
-        vector = cls(
-            directions=sides[_POSITIVE_KEY],
-            negative_directions=sides[_NEGATIVE_KEY] or None,
-            name=meta.get("name", ""),
-            model_id=meta.get("model_id", ""),
-            method=meta.get("method", ""),
-            poles=tuple(meta.get("poles", ("negative", "positive"))),
-            functional_range=float(meta.get("functional_range", 1.0)),
-            negative_range=None if negative_range is None else float(negative_range),
-            examples_hash=meta.get("examples_hash", ""),
-            extra=meta.get("extra", {}),
-        )
+        try:
+            vector = cls(
+                directions=sides[_POSITIVE_KEY],
+                negative_directions=sides[_NEGATIVE_KEY] or None,
+                name=meta.get("name", ""),
+                model_id=meta.get("model_id", ""),
+                method=meta.get("method", ""),
+                poles=tuple(meta.get("poles", ("negative", "positive"))),
+                functional_range=float(meta.get("functional_range", 1.0)),
+                negative_range=None if negative_range is None else float(negative_range),
+                examples_hash=meta.get("examples_hash", ""),
+                extra=meta.get("extra", {}),
+            )
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{source}: {error}") from error
         if (
             meta.get("hidden_size") not in (None, vector.hidden_size)
             or sorted(meta.get("layers", vector.layers)) != vector.layers
@@ -381,12 +389,21 @@ def load_vectors(path: str | Path) -> dict[str, SteeringVector]:
 
     Raises:
         FileNotFoundError: the path does not exist, or the folder holds no ``.safetensors`` file.
-        ValueError: a file is not a langchain-steer vector.
+        ValueError: a file is not a langchain-steer vector, or two files hold the same dimension.
     """
     source = Path(path)
     files = sorted(source.glob("*.safetensors")) if source.is_dir() else [source]
     if not files:
         raise FileNotFoundError(f"No .safetensors vectors in {source}")
-    return {
-        vector.name or file.stem: vector for file in files for vector in [SteeringVector.load(file)]
-    }
+    vectors: dict[str, SteeringVector] = {}
+    origin: dict[str, Path] = {}
+    for file in files:
+        vector = SteeringVector.load(file)
+        name = vector.name or file.stem
+        if name in vectors:
+            # Keeping either one silently would steer with a vector the user did not pick.
+            raise ValueError(
+                f"{origin[name]} and {file} both hold the dimension {name!r}; keep one of them."
+            )
+        vectors[name], origin[name] = vector, file
+    return vectors

@@ -5,6 +5,7 @@ import torch
 from helpers import random_vector
 
 from langchain_steer import SteeringVector, steer
+from langchain_steer.vectors import load_vectors
 
 
 def test_save_load_round_trip(tmp_path, llama):
@@ -170,3 +171,44 @@ def test_load_names_the_file_on_bad_tensors_and_versions(tmp_path, llama):
     )
     with pytest.raises(ValueError, match="format version 99"):
         SteeringVector.load(tmp_path / "new.safetensors")
+
+
+def _rewrite(path, tensors):
+    """Rewrite a saved vector file with other tensors, keeping its metadata."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def test_nan_or_infinite_directions_are_rejected(tmp_path, llama):
+    good = random_vector(llama)
+    for bad in (float("nan"), float("inf")):
+        poisoned = {k: v.clone() for k, v in good.directions.items()}
+        poisoned[good.layers[0]][3] = bad
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            SteeringVector(directions=poisoned, name="cost")
+        path = tmp_path / "cost.safetensors"
+        good.save(path)
+        _rewrite(path, {f"layer.{k}": v for k, v in poisoned.items()})
+        with pytest.raises(ValueError, match=r"cost\.safetensors: .*NaN or infinite"):
+            SteeringVector.load(path)
+
+
+def test_malformed_tensor_keys_name_the_file(tmp_path, llama):
+    vector = random_vector(llama)
+    path = tmp_path / "odd.safetensors"
+    for key in ("layer", "layer.x", "layer.1.2", "weights.0"):
+        vector.save(path)
+        _rewrite(path, {key: vector.directions[vector.layers[0]]})
+        with pytest.raises(ValueError, match=r"odd\.safetensors"):
+            SteeringVector.load(path)
+
+
+def test_two_files_with_one_dimension_in_a_folder_are_rejected(tmp_path, llama):
+    random_vector(llama, name="cost").save(tmp_path / "cost.safetensors")
+    random_vector(llama, name="cost", seed=3).save(tmp_path / "cost-v2.safetensors")
+    with pytest.raises(ValueError, match="both hold the dimension 'cost'"):
+        load_vectors(tmp_path)
