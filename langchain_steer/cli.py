@@ -601,6 +601,12 @@ def cmd_agent(args: argparse.Namespace) -> int:
             if text.startswith("/set"):
                 try:
                     update = _parse_steer(text.split()[1:])
+                    known = dimensions or llm.steering_dimensions()
+                    unknown = sorted(set(update) - set(known))
+                    if unknown:  # "set cots +1.00" would steer nothing, silently
+                        raise ValueError(
+                            f"unknown dimension {unknown[0]!r}; known: {', '.join(known)}"
+                        )
                     # As if the last reply had just been written: nothing is left pending in the thread.
                     agent.update_state(config, {"preferences": update}, as_node="respond")
                 except (SystemExit, ValueError) as error:

@@ -53,11 +53,17 @@ class Node(Protocol):
 
 
 def clip_preferences(values: Mapping[str, Any], dimensions: Sequence[str]) -> dict[str, float]:
-    """Keep ``dimensions`` only, as floats in [−1, 1] (missing ones are 0).
+    """``values`` for every one of ``dimensions``, as floats in [−1, 1] (missing ones are 0).
 
     Raises:
-        ValueError: a value that is not a finite number.
+        ValueError: a name that is not one of ``dimensions`` (a typo such as "cots" would otherwise
+            steer nothing, silently), or a value that is not a finite number.
     """
+    unknown = sorted(set(values) - set(dimensions))
+    if unknown:
+        raise ValueError(
+            f"Unknown preference dimension {unknown[0]!r}; known: {', '.join(dimensions) or 'none'}."
+        )
     clipped = {}
     for name in dimensions:
         value = values.get(name, 0.0)

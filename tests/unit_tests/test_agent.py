@@ -210,6 +210,15 @@ def test_select_mode_uses_context_strengths_without_inference(tiny_llm):
             _config("t9"),
             context=AgentContext(strengths={"age": "hi"}),
         )
+    # A misspelt dimension is an error that lists the known ones, not a strength that steers nothing.
+    with pytest.raises(ValueError, match="Unknown preference dimension 'cots'; known: cost"):
+        agent.invoke(
+            {"messages": [("user", "x")]},
+            _config("t10"),
+            context=AgentContext(strengths={"cots": 1.0}),
+        )
+    with pytest.raises(ValueError, match="Unknown preference dimension 'agee'"):
+        agent.invoke({"messages": [("user", "x")], "preferences": {"agee": 1}}, _config("t11"))
 
 
 def test_calibrate_mode_completes_through_interrupt_and_resume(tiny_llm):

@@ -125,10 +125,11 @@ def _agent(folder, vectors, tmp_path, monkeypatch, lines, *extra):
 
 def test_agent_select_mode_with_set_commands(tiny_setup, tmp_path, monkeypatch, capsys):
     folder, vectors = tiny_setup
-    lines = ["hello", "/set cost=-0.5", "/set cost", "/prefs", "what now?", "/quit"]
+    lines = ["hello", "/set cost=-0.5", "/set cost", "/set cots=1", "/prefs", "what now?", "/quit"]
     assert _agent(folder, vectors, tmp_path, monkeypatch, lines, "--mode", "select") == 0
     out = capsys.readouterr().out
     assert "mode select" in out and "set cost -0.50" in out and "NAME=STRENGTH" in out
+    assert "unknown dimension 'cots'; known: " in out and "set cots +1.00" not in out
     assert out.count("assistant> ") == 2
     assert "preferences: cost -0.50" in out
     assert out.rstrip().endswith("you> /quit")
