@@ -63,14 +63,19 @@ def build_preference_agent(
         inferencer: how LEARN reads turns (default: the offline embedding classifier).
         checkpointer: any LangGraph checkpointer, for threads that survive restarts (e.g. ``SqliteSaver``).
         store: any LangGraph store, for per-user preferences across threads (e.g. ``SqliteStore``).
-        dimensions: the dimensions to steer (default: cost, ambiance, age, time, culture). In CALIBRATE mode,
-            these are elicited one after the other.
+        dimensions: the dimensions to steer; each needs a vector in the chat model (default: every
+            dimension it has a vector for: cost, ambiance, age, time and culture with the built-in
+            vectors). In CALIBRATE mode, these are elicited one after the other.
         calibrate_rounds: A/B elicitation questions per dimension in CALIBRATE mode (2 to 4).
         system_prompt: an optional system message put before the conversation when answering.
 
     Returns:
         A compiled graph. State: ``messages``, ``preferences`` (and ``applied``, ``elicitation``). Runtime
         context: :class:`~langchain_steer.agent.AgentContext` (``user_id``, optional ``strengths``).
+
+    Raises:
+        ValueError: an unknown mode, repeated dimension names, or a dimension the chat model has no
+            vector for (the message lists the ones it has).
 
     Example:
         >>> from langgraph.checkpoint.memory import InMemorySaver  # doctest: +SKIP
@@ -83,10 +88,22 @@ def build_preference_agent(
     """
     if mode not in ("learn", "select", "calibrate"):
         raise ValueError(f"mode must be 'learn', 'select' or 'calibrate', not {mode!r}.")
-    names = list(dimensions or DIMENSIONS)
+    llm = _chat_model(model)
+    # Checked now, not at the first turn: a dimension without a vector would steer nothing, silently.
+    steerable = getattr(llm, "steering_dimensions", None)
+    known = list(steerable()) if callable(steerable) else list(DIMENSIONS)
+    if dimensions is None:  # every dimension the model can steer, the built-in ones in their order
+        names = [d for d in DIMENSIONS if d in known] + [d for d in known if d not in DIMENSIONS]
+    else:
+        names = list(dimensions)
     if not names or len(set(names)) != len(names):
         raise ValueError(f"dimensions must be distinct names, not {dimensions!r}.")
-    llm = _chat_model(model)
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise ValueError(
+            f"The chat model has no vector for {', '.join(map(repr, missing))}; it can steer: "
+            f"{', '.join(known) or 'nothing (pass vectors=...)'}."
+        )
     builder = StateGraph(PreferenceState, context_schema=AgentContext)
     builder.add_node("load", make_load_node(names))
     builder.add_node("respond", make_respond_node(llm, names, system_prompt))

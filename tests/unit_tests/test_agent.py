@@ -327,3 +327,17 @@ def test_turns_split_into_clauses_at_sentence_ends_and_but():
     ]
     assert clauses("Cheap eats please") == []
     assert clauses("ok. thanks!") == []  # one-word pieces are not clauses
+
+
+def test_dimensions_without_vectors_fail_at_build_time(tiny_llm, tmp_path):
+    with pytest.raises(ValueError, match=r"no vector for 'cots'; it can steer: age, ambiance"):
+        build_preference_agent(tiny_llm, mode="select", dimensions=["cost", "cots"])
+    only_cost = SteeredChatModel(
+        model=tiny_llm.model, vectors={"cost": tiny_llm._get_vectors()["cost"]}, max_tokens=2
+    )
+    with pytest.raises(ValueError, match="no vector for 'age'; it can steer: cost"):
+        build_preference_agent(only_cost, mode="select", dimensions=["cost", "age"])
+    # By default, every dimension the model can steer.
+    agent = build_preference_agent(only_cost, mode="select", checkpointer=InMemorySaver())
+    result = agent.invoke({"messages": [("user", "hi")], "preferences": {"cost": 1}}, _config("b1"))
+    assert result["preferences"] == {"cost": 1.0}
