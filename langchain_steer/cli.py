@@ -232,9 +232,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         readings = [", ".join(f"degenerate ({r})" for r in degeneration(t, vocabulary)) for t in replies]
         if name in DIMENSIONS:
             labels = PoleJudge.for_dimension(name).labels(replies)
-            names = {"negative": poles[0], "positive": poles[1]}
+            pole_of = {"negative": poles[0], "positive": poles[1]}
             readings = [
-                "; ".join(filter(None, [f"judge reads: {names.get(label, 'neither pole')}", extra]))
+                "; ".join(filter(None, [f"judge reads: {pole_of.get(label, 'neither pole')}", extra]))
                 for label, extra in zip(labels, readings, strict=True)
             ]
         if any(readings):
