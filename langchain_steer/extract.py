@@ -42,6 +42,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from langchain_steer.layers import find_layers, hidden_size, resolve_layer_indices
+from langchain_steer.models import model_lock
 from langchain_steer.vectors import SteeringVector
 
 logger = logging.getLogger(__name__)
@@ -186,15 +187,18 @@ def collect_activations(
         real = mask.bool().clone()
         real[:, 0] = False
         rows = slice(index, index + len(batch))
-        handles = [
-            block.register_forward_hook(_recorder(out, layer, rows, weights, real, token_norms))
-            for layer, block in enumerate(blocks)
-        ]
-        try:
-            model(input_ids=ids, attention_mask=mask, use_cache=False)
-        finally:
-            for handle in handles:
-                handle.remove()
+        # Per pass, not per call: a serving chat model on the same model gets its turn between passes,
+        # and no pass records (or runs under) another caller's steering hooks.
+        with model_lock(model):
+            handles = [
+                block.register_forward_hook(_recorder(out, layer, rows, weights, real, token_norms))
+                for layer, block in enumerate(blocks)
+            ]
+            try:
+                model(input_ids=ids, attention_mask=mask, use_cache=False)
+            finally:
+                for handle in handles:
+                    handle.remove()
         index += len(batch)
     return out
 

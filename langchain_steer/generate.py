@@ -1,8 +1,10 @@
 """Steered text generation for a batch of chats, each row with its own strengths.
 
-This is the plain-Python generation path used by the CLI and by the chat model: chat messages are
-rendered with the model's chat template, left-padded into one batch, and generated under
-:func:`~langchain_steer.hooks.steer` with one strength per row.
+This is HF ``generate`` under steering, for the CLI's ``chat`` and ``demo`` and for the evaluation runners:
+chat messages are rendered with the model's chat template, left-padded into one batch, and generated under
+:func:`~langchain_steer.hooks.steer` (which holds the model lock) with one strength per row.
+:class:`~langchain_steer.chat_model.SteeredChatModel` does not use it: it decodes through its own batch
+decoder and micro-batcher (:mod:`langchain_steer.batching`, :mod:`langchain_steer.scheduler`).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def generate_batch(
     *,
     max_new_tokens: int = 64,
     positions: Positions = "all",
+    layer_path: str | None = None,
     **generate_kwargs: Any,
 ) -> list[str]:
     """Generate one reply per chat, each steered with its own strengths, in a single ``generate``.
@@ -78,6 +81,8 @@ def generate_batch(
         strengths: one mapping per row (dimensions left out are 0 for that row).
         max_new_tokens: length limit per reply.
         positions: the hook position policy (see :mod:`langchain_steer.hooks`).
+        layer_path: explicit path to the decoder blocks, for models whose layers are not found
+            automatically (see :func:`langchain_steer.layers.find_layers`).
         **generate_kwargs: passed to ``model.generate`` (default: greedy decoding).
 
     Returns:
@@ -96,7 +101,8 @@ def generate_batch(
     )
     generate_kwargs.setdefault("do_sample", False)
     generate_kwargs.setdefault("pad_token_id", tokenizer.pad_token_id)
-    with steer(model, vectors, per_row, positions=positions):
+    # steer() holds the model lock: no serving batch on this model runs under these hooks, or they under its.
+    with steer(model, vectors, per_row, positions=positions, layer_path=layer_path):
         output = model.generate(**encoded, max_new_tokens=max_new_tokens, **generate_kwargs)
     new_tokens = output[:, encoded["input_ids"].shape[1] :]
     return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]

@@ -38,6 +38,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from langchain_steer.layers import find_layers
+from langchain_steer.models import model_lock
 from langchain_steer.vectors import SteeringVector
 
 __all__ = [
@@ -318,12 +319,19 @@ def steer(
     On exit, normal or by exception, every hook this call added is removed. See
     :func:`apply_steering` for the arguments.
 
+    The block holds :func:`~langchain_steer.models.model_lock` from start to end, so it never runs in the
+    middle of a :class:`~langchain_steer.chat_model.SteeredChatModel` batch on the same model, and no batch
+    runs inside it: a serving chat model waits for the block to end. **Do not call a chat model on the
+    same model inside the block**; that call would wait for the block, so it raises a ``RuntimeError``.
+    :func:`apply_steering` (the handle form) takes no lock: its caller owns the serialisation.
+
     Example:
         >>> with steer(model, builtin_vectors(), {"cost": 1.0}):  # doctest: +SKIP
         ...     out = model.generate(**inputs, max_new_tokens=40)
     """
-    handle = apply_steering(model, vectors, strengths, positions=positions, layer_path=layer_path)
-    try:
-        yield handle
-    finally:
-        handle.remove()
+    with model_lock(model):
+        handle = apply_steering(model, vectors, strengths, positions=positions, layer_path=layer_path)
+        try:
+            yield handle
+        finally:
+            handle.remove()

@@ -34,6 +34,7 @@ __all__ = [
     "cache_dir",
     "clear_model_cache",
     "load_model",
+    "ModelLock",
     "model_lock",
     "resolve_dtype",
 ]
@@ -48,7 +49,7 @@ _CacheKey = tuple[str, str, str]
 _loaded: dict[_CacheKey, tuple[Any, Any]] = {}
 _locks: dict[_CacheKey, threading.Lock] = {}
 _locks_guard = threading.Lock()
-_model_locks: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_model_locks: weakref.WeakKeyDictionary[Any, ModelLock] = weakref.WeakKeyDictionary()
 
 
 def cache_dir() -> Path:
@@ -242,16 +243,62 @@ def clear_model_cache() -> None:
         _loaded.clear()
 
 
-def model_lock(model: Any) -> Any:
-    """The lock that serialises steered generation on ``model``, shared by every user of that object.
+class ModelLock:
+    """A re-entrant lock that knows which thread holds it.
+
+    It is a :class:`threading.RLock` plus :attr:`held_by_me`, so that a caller that would wait for work
+    the current thread itself blocks (a chat-model call made inside a ``steer()`` block on the same model)
+    can fail at once with a clear error instead of hanging.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._owner: int | None = None
+        self._depth = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take the lock (again, if this thread holds it); see :meth:`threading.RLock.acquire`."""
+        taken = self._lock.acquire(blocking, timeout)
+        if taken:
+            self._owner = threading.get_ident()
+            self._depth += 1
+        return taken
+
+    def release(self) -> None:
+        """Release one level of the lock; the last release frees it for other threads."""
+        if self._owner != threading.get_ident():
+            raise RuntimeError("The model lock is released by a thread that does not hold it.")
+        self._depth -= 1
+        if not self._depth:
+            self._owner = None
+        self._lock.release()
+
+    @property
+    def held_by_me(self) -> bool:
+        """Whether the calling thread holds the lock."""
+        return self._owner == threading.get_ident()
+
+    def __enter__(self) -> ModelLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def model_lock(model: Any) -> ModelLock:
+    """The lock that serialises every pass that hooks ``model``, shared by every user of that object.
 
     Steering hooks act on every forward pass of a model while they are registered, so two differently
-    steered calls must never run on one model at the same time. Callers take this lock around the whole
-    steered ``generate``; batching callers into one ``generate`` with per-row strengths is the fast way to
-    serve many of them.
+    steered calls must never run on one model at the same time, and a recording pass (extraction, residual
+    norms, perplexity) must never see another call's steering. The micro-batcher holds this lock while a
+    batch runs; :func:`~langchain_steer.hooks.steer`, :func:`~langchain_steer.generate.generate_batch`,
+    extraction's forward passes, :func:`~langchain_steer.eval.diagnostics.residual_norms` and the
+    perplexity passes of range calibration take it too. It is re-entrant: a ``steer()`` block may run
+    ``generate_batch`` inside it.
     """
     with _locks_guard:
         lock = _model_locks.get(model)
         if lock is None:
-            lock = _model_locks[model] = threading.RLock()
+            lock = _model_locks[model] = ModelLock()
         return lock

@@ -159,6 +159,14 @@ class MicroBatcher:
         Raises:
             QueueFullError: the queue is full and waiting is not allowed, or timed out.
         """
+        model = self._model()
+        if model is not None and model_lock(model).held_by_me:
+            # The worker needs the lock this thread holds: waiting would hang until the ticket's timeout.
+            raise RuntimeError(
+                "This thread holds the model's lock (a steer() block, or extraction, on the same model), "
+                "so the chat model cannot run on it until that ends. Call the chat model outside the "
+                "steer() block; to steer the chat model, pass steering= instead."
+            )
         ticket = Ticket(request, loop, on_cancel=self._withdraw, on_finish=self._forget)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
@@ -387,13 +395,15 @@ def batcher_for(
     window: float = 0.005,
     max_queue: int = 256,
     queue_full: QueueFull = "wait",
+    layer_path: str | None = None,
 ) -> MicroBatcher:
     """The process-wide :class:`MicroBatcher` for ``model`` with these settings.
 
     Every caller with the same model object and settings shares one batcher, so their requests batch
-    together. Different settings get different batchers, which take turns on the model.
+    together. Different settings get different batchers, which take turns on the model. ``layer_path`` is
+    the explicit path to the decoder blocks, for models whose layers are not found automatically.
     """
-    key = (max_batch_size, float(window), max_queue, queue_full)
+    key = (max_batch_size, float(window), max_queue, queue_full, layer_path)
     with _batchers_lock:
         per_model = _batchers.setdefault(model, {})
         batcher = per_model.get(key)
@@ -404,5 +414,6 @@ def batcher_for(
                 window=window,
                 max_queue=max_queue,
                 queue_full=queue_full,
+                layer_path=layer_path,
             )
         return batcher

@@ -24,6 +24,7 @@ import torch
 from langchain_steer.extract import Example, collect_activations, probe_accuracies
 from langchain_steer.generate import apply_chat_template, encode_prompts
 from langchain_steer.layers import find_layers
+from langchain_steer.models import model_lock
 from langchain_steer.vectors import SteeringVector
 
 __all__ = [
@@ -69,17 +70,19 @@ def residual_norms(
         return hook
 
     device = next(model.parameters()).device
-    handles = [block.register_forward_hook(recorder(i)) for i, block in enumerate(blocks)]
-    try:
-        for prompt in prompts:
-            chat = ([{"role": "system", "content": system}] if system else []) + [
-                {"role": "user", "content": prompt}
-            ]
-            text = apply_chat_template(tokenizer, chat)
-            model(input_ids=encode_prompts(tokenizer, [text], device)["input_ids"], use_cache=False)
-    finally:
-        for handle in handles:
-            handle.remove()
+    for prompt in prompts:
+        chat = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": prompt}
+        ]
+        ids = encode_prompts(tokenizer, [apply_chat_template(tokenizer, chat)], device)["input_ids"]
+        # Per pass: the norms must be the unsteered model's, never a serving batch's.
+        with model_lock(model):
+            handles = [block.register_forward_hook(recorder(i)) for i, block in enumerate(blocks)]
+            try:
+                model(input_ids=ids, use_cache=False)
+            finally:
+                for handle in handles:
+                    handle.remove()
     return {i: float(torch.cat(v).median()) for i, v in collected.items()}
 
 
@@ -91,10 +94,16 @@ def layer_probe_accuracies(
     *,
     batch_size: int = 8,
     progress: bool = True,
+    layer_path: str | None = None,
 ) -> list[float]:
-    """Cross-validated probe accuracy at every layer for a pair of example sets (5 paired folds)."""
-    neg = collect_activations(model, tokenizer, negative, batch_size=batch_size, progress=progress)
-    pos = collect_activations(model, tokenizer, positive, batch_size=batch_size, progress=progress)
+    """Cross-validated probe accuracy at every layer for a pair of example sets (5 paired folds).
+
+    ``layer_path`` is the explicit path to the decoder blocks, for models whose layers are not found
+    automatically.
+    """
+    common: dict[str, Any] = {"batch_size": batch_size, "progress": progress, "layer_path": layer_path}
+    neg = collect_activations(model, tokenizer, negative, **common)
+    pos = collect_activations(model, tokenizer, positive, **common)
     return probe_accuracies(neg, pos)
 
 
@@ -214,7 +223,7 @@ def diagnose(
         if examples and name in examples:
             negative, positive = examples[name]
             accuracy[name] = layer_probe_accuracies(
-                model, tokenizer, negative, positive, progress=progress
+                model, tokenizer, negative, positive, progress=progress, layer_path=layer_path
             )
             continue
         recorded = vector.extra.get("probe_accuracy")

@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from langchain_steer.extract import Example, chunked, model_device, pad_right, render_example
+from langchain_steer.models import model_lock
 
 __all__ = ["english_vocabulary", "reply_token_nlls"]
 
@@ -60,7 +61,8 @@ def reply_token_nlls(
         chunked(rendered, batch_size), desc="perplexity", disable=not progress, leave=False
     ):
         ids, mask = pad_right(tokenizer, [r[1] for r in batch], device)
-        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
+        with model_lock(model):  # an "unsteered" score must not run under a serving batch's hooks
+            logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
         logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
         token_lp = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
         for row, (index, tokens, start) in enumerate(batch):

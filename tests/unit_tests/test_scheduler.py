@@ -264,3 +264,77 @@ def test_closing_a_shared_batcher_evicts_it(tiny_path):
     assert fresh is not shared  # other models with these settings keep working
     assert len([i for ids in fresh.submit(GenerationRequest([1, 5], 4)) for i in ids]) == 4
     fresh.close()
+
+
+def test_steer_blocks_and_extraction_never_run_inside_a_batch(tiny_path, vectors, solo):
+    """The model lock: a steer() block and extraction share the model with 8 batched chat calls."""
+    import torch
+
+    from langchain_steer import Example, steer
+    from langchain_steer.extract import collect_activations
+
+    model, tokenizer = load_model(tiny_path)
+    loud = {"loud": random_vector(model, "loud", layers=(0, 1, 2), seed=9, functional_range=8.0)}
+    ids = tokenizer("a steered probe", return_tensors="pt")["input_ids"]
+    with torch.no_grad(), steer(model, loud, {"loud": 1.0}):
+        steered_reference = model(input_ids=ids).logits
+    examples = [Example(f"request {i}", f"reply number {i}") for i in range(6)]
+    activations_reference = collect_activations(model, tokenizer, examples, batch_size=3, progress=False)
+
+    done = threading.Event()
+    counts = {"steer": 0, "extract": 0}
+    problems: list[str] = []
+
+    def guarded(loop):
+        def run():
+            try:
+                loop()
+            except Exception as error:  # a pass that broke under another caller's hooks
+                problems.append(repr(error))
+
+        return threading.Thread(target=run)
+
+    def steer_loop():
+        while not done.is_set():
+            with torch.no_grad(), steer(model, loud, {"loud": 1.0}):
+                logits = model(input_ids=ids).logits  # a batch's row hooks must not reach this pass
+                done.wait(0.002)  # hold the hooks a while, as a hand-written block would
+            counts["steer"] += 1
+            if not torch.equal(logits, steered_reference):
+                problems.append("a steer() block ran under a batch's hooks")
+
+    def extract_loop():
+        while not done.is_set():
+            got = collect_activations(model, tokenizer, examples, batch_size=3, progress=False)
+            counts["extract"] += 1
+            if not torch.equal(got, activations_reference):
+                problems.append("extraction recorded a steered pass")
+
+    llm = _llm(tiny_path, vectors, batch_window_ms=5.0)
+    prompts = [f"question {i}" for i in range(8)]
+    steerings = STEERINGS[:8]
+    expected = [solo(p, s) for p, s in zip(prompts, steerings, strict=True)]
+    threads = [guarded(steer_loop), guarded(extract_loop)]
+    for thread in threads:
+        thread.start()
+    try:
+        rounds = [[r.content for r in llm.batch(prompts, steering=steerings)] for _ in range(4)]
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(30)
+    assert problems == []
+    assert counts["steer"] > 0 and counts["extract"] > 0  # they did run alongside the chat calls
+    assert all(replies == expected for replies in rounds)
+    assert hook_count(model) == 0
+
+
+def test_a_chat_call_inside_a_steer_block_on_the_same_model_fails_at_once(tiny_path, vectors):
+    from langchain_steer import steer
+
+    model, _ = load_model(tiny_path)
+    llm = _llm(tiny_path, vectors)
+    with steer(model, vectors, {"cost": 0.5}):
+        with pytest.raises(RuntimeError, match="steer\\(\\) block"):
+            llm.invoke("hello")  # waiting for the worker would hang: it needs the lock we hold
+    assert llm.invoke("hello").content  # outside the block it runs
