@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -12,6 +13,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.chat_models import (
@@ -131,6 +133,20 @@ def _per_input_kwargs(kwargs: Mapping[str, Any], count: int) -> list[dict[str, A
             "or a single mapping for all."
         )
     return [{**kwargs, "steering": entry} for entry in steering]
+
+
+def _fingerprint(vectors: Mapping[str, SteeringVector]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(vectors):
+        vector = vectors[name]
+        head = [name, list(vector.poles), vector.functional_range, vector.negative_range, vector.symmetric]
+        digest.update(json.dumps(head).encode())
+        sides = [("+", vector.directions), ("-", vector.negative_directions or {})]
+        for side, table in sides:
+            for layer, tensor in table.items():
+                digest.update(f"{side}{layer}".encode())
+                digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 class SteeredChatModel(BaseChatModel):
@@ -302,6 +318,11 @@ class SteeredChatModel(BaseChatModel):
     positions: Positions = "all"
     """Which positions steering touches: ``"all"`` (prompt and reply) or ``"generated"`` (reply only)."""
 
+    layer_path: str | None = None
+    """Dotted path to the model's list of decoder blocks (e.g. ``"model.layers"``), for architectures
+    whose layers are not found automatically; ``None`` finds them
+    (:func:`langchain_steer.layers.find_layers`)."""
+
     max_batch_size: int = 8
     """The most replies decoded together in one batch (1 to 256); 1 turns batching off."""
 
@@ -318,6 +339,7 @@ class SteeredChatModel(BaseChatModel):
 
     _vectors_cache: dict[str, SteeringVector] | None = PrivateAttr(default=None)
     _vectors_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _fingerprint: str | None = PrivateAttr(default=None)
 
     @field_validator("steering", mode="before")
     @classmethod
@@ -363,14 +385,29 @@ class SteeredChatModel(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
+        # LangChain's LLM cache keys on these: everything that changes a reply belongs here, the vectors
+        # included (two models that differ only in their vectors must not share cache entries).
         return {
             "model": self.model,
+            "vectors": self._vectors_fingerprint(),
             "steering": self.steering,
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "top_p": self.top_p,
+            "seed": self.seed,
+            "repetition_penalty": self.repetition_penalty,
             "positions": self.positions,
+            "layer_path": self.layer_path,
+            "device": self.device,
+            "dtype": self.dtype,
         }
+
+    def _vectors_fingerprint(self) -> str:
+        """SHA-256 over every vector's name, poles, ranges and tensors: equal only for equal steering."""
+        with self._vectors_lock:
+            if self._fingerprint is None:
+                self._fingerprint = _fingerprint(self._get_vectors_locked())
+            return self._fingerprint
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = LangSmithParams(
@@ -396,9 +433,12 @@ class SteeredChatModel(BaseChatModel):
 
     def _get_vectors(self) -> dict[str, SteeringVector]:
         with self._vectors_lock:
-            if self._vectors_cache is None:
-                self._vectors_cache = self._read_vectors()
-            return self._vectors_cache
+            return self._get_vectors_locked()
+
+    def _get_vectors_locked(self) -> dict[str, SteeringVector]:
+        if self._vectors_cache is None:
+            self._vectors_cache = self._read_vectors()
+        return self._vectors_cache
 
     def _read_vectors(self) -> dict[str, SteeringVector]:
         if isinstance(self.vectors, Mapping):
@@ -436,6 +476,7 @@ class SteeredChatModel(BaseChatModel):
             window=self.batch_window_ms / 1000,
             max_queue=self.max_queue,
             queue_full=self.queue_full,
+            layer_path=self.layer_path,
         )
 
     def _stream(
@@ -598,7 +639,7 @@ class SteeredChatModel(BaseChatModel):
         model, tokenizer, vectors = self._load()
         strengths = self._strengths(kwargs.get("steering"), vectors)
         for name in strengths:
-            vectors[name].validate_for(model)
+            vectors[name].validate_for(model, layer_path=self.layer_path)
         if tools and choice != "none":
             messages = [SystemMessage(tool_prompt(tools)), *messages]
         prompt = render_prompt(tokenizer, messages)

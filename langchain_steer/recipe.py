@@ -151,6 +151,7 @@ def build_vectors(
     batch_size: int = 8,
     progress: bool = True,
     on_vector: Callable[[SteeringVector], None] | None = None,
+    layer_path: str | None = None,
 ) -> dict[str, SteeringVector]:
     """Extract, disentangle and calibrate one vector per spec (see the module doc).
 
@@ -176,6 +177,8 @@ def build_vectors(
         batch_size: examples per forward pass in extraction; calibration generates 16 rows at a time.
         progress: show progress bars.
         on_vector: called with each finished vector, e.g. to save it as soon as it is ready.
+        layer_path: explicit path to the decoder blocks, for models whose layers are not found
+            automatically; used by every step.
 
     Raises:
         ValueError: a counter-steer naming an unknown dimension, or calibration without a judge and pole
@@ -206,9 +209,10 @@ def build_vectors(
             batch_size=batch_size,
             progress=progress,
             desc="anchor",
+            layer_path=layer_path,
         ).mean(1)
     script = (
-        writing_system_direction(model, tokenizer, system=system)
+        writing_system_direction(model, tokenizer, system=system, layer_path=layer_path)
         if project_writing_system
         else None
     )
@@ -229,6 +233,7 @@ def build_vectors(
             top_k=top_k,
             batch_size=batch_size,
             progress=progress,
+            layer_path=layer_path,
         )
         if script is not None:
             vector = orthogonalize(vector, [script], label="writing system")
@@ -260,6 +265,7 @@ def build_vectors(
                 max_ratio=max_ratio,
                 max_degenerate=max_degenerate,
                 progress=progress,
+                layer_path=layer_path,
             )
             vector = outcome.vector
             logger.info(

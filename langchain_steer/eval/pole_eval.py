@@ -155,10 +155,12 @@ def generate_replies(
     batch_size: int = 16,
     progress: bool = True,
     desc: str = "generate",
+    layer_path: str | None = None,
 ) -> list[str]:
     """Greedy replies to ``(prompt, strengths)`` rows, each row steered on its own, in batches.
 
-    Rows of similar prompt length share a batch, so little padding is computed.
+    Rows of similar prompt length share a batch, so little padding is computed. ``layer_path`` is the
+    explicit path to the decoder blocks, for models whose layers are not found automatically.
 
     Raises:
         ValueError: bad sizes, an unknown dimension, or a strength out of range.
@@ -185,6 +187,7 @@ def generate_replies(
             vectors,
             [dict(rows[i][1]) for i in chunk],
             max_new_tokens=max_new_tokens,
+            layer_path=layer_path,
             **extra,
         )
         texts.update(zip(chunk, replies, strict=True))
@@ -494,6 +497,7 @@ def evaluate_poles(
     reference: Scorer | None = None,
     batch_size: int = 16,
     progress: bool = True,
+    layer_path: str | None = None,
 ) -> PoleEvaluation:
     """Steer each dimension alone at each strength on every prompt, and measure what the replies say.
 
@@ -514,6 +518,8 @@ def evaluate_poles(
         reference: an optional ``(model, tokenizer)`` to score perplexity with as well.
         batch_size: rows per ``generate``.
         progress: show progress bars.
+        layer_path: explicit path to the decoder blocks, for models whose layers are not found
+            automatically.
 
     Raises:
         ValueError: no prompts, a dimension without a vector or judge, or bad sizes.
@@ -538,6 +544,7 @@ def evaluate_poles(
         repetition_penalty=repetition_penalty,
         batch_size=batch_size,
         progress=progress,
+        layer_path=layer_path,
     )
     replies = score_replies(
         model,

@@ -152,6 +152,7 @@ def calibrate_range(
     repetition_penalty: float | None = 1.1,
     batch_size: int = 16,
     progress: bool = True,
+    layer_path: str | None = None,
 ) -> RangeCalibration:
     """Set ``vector``'s ranges from replies generated at a grid of norms on each side.
 
@@ -177,6 +178,8 @@ def calibrate_range(
         repetition_penalty: HF repetition penalty for every reply (``None``: none).
         batch_size: rows per batched ``generate``.
         progress: show progress bars.
+        layer_path: explicit path to the decoder blocks, for models whose layers are not found
+            automatically.
 
     Raises:
         ValueError: a bad grid, no residual norm, or a side where not even the smallest norm qualifies
@@ -213,6 +216,7 @@ def calibrate_range(
         batch_size=batch_size,
         progress=progress,
         desc=f"calibrate {name}",
+        layer_path=layer_path,
     )
     scored = score_replies(
         model,

@@ -270,6 +270,7 @@ def generate_and_score(
     progress: bool = True,
     system: str | None = None,
     repetition_penalty: float | None = None,
+    layer_path: str | None = None,
 ) -> list[Generation]:
     """Generate one greedy reply per ``(prompt, strengths)`` row and score it.
 
@@ -288,6 +289,8 @@ def generate_and_score(
         progress: show progress bars.
         system: a system prompt before every request (replies are scored with it too).
         repetition_penalty: HF repetition penalty (``None``: none).
+        layer_path: explicit path to the decoder blocks, for models whose layers are not found
+            automatically.
 
     Returns:
         One :class:`Generation` per row, in the order of ``rows``.
@@ -311,6 +314,7 @@ def generate_and_score(
         repetition_penalty=repetition_penalty,
         batch_size=batch_size,
         progress=progress,
+        layer_path=layer_path,
     )
     examples = [Example(prompt, text) for (prompt, _), text in zip(rows, texts, strict=True)]
     nlls = reply_token_nlls(model, tokenizer, examples, system=system, progress=progress)
@@ -450,6 +454,7 @@ def run_sweep(
     progress: bool = True,
     system: str | None = None,
     repetition_penalty: float | None = None,
+    layer_path: str | None = None,
 ) -> SweepResult:
     """Sweep one vector over ``strengths`` on ``prompts`` and summarise effect and fluency.
 
@@ -471,6 +476,8 @@ def run_sweep(
         progress: show progress bars.
         system: a system prompt before every request.
         repetition_penalty: HF repetition penalty (``None``: none).
+        layer_path: explicit path to the decoder blocks, for models whose layers are not found
+            automatically.
 
     Returns:
         A :class:`SweepResult`; write it out with :func:`langchain_steer.eval.report.write_report`.
@@ -505,6 +512,7 @@ def run_sweep(
         progress=progress,
         system=system,
         repetition_penalty=repetition_penalty,
+        layer_path=layer_path,
     )
     if scale == "norm":
         # Report every reply on the axis that was asked for: absolute norms.

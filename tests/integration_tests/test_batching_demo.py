@@ -1,9 +1,9 @@
 """Micro-batching on the real SmolLM2-135M-Instruct: batched rows reproduce their solo replies.
 
 Batched matrix products round differently from single-row ones, so greedy decoding may, rarely, take a
-different branch at a near-tie (see ``docs/performance.md``). The assertions allow for that: at least 90 % of
-the rows must be identical to their solo reply and at least 95 % of all tokens must agree position by
-position. On the development machine every row was identical.
+different branch at a near-tie (see ``docs/performance.md``). The assertions allow for that: at most one row
+in eight may differ from its solo reply (one of 7 or 8 rows, four of 32), and at least 95 % of all tokens must
+agree position by position. On the development machine every row was identical.
 """
 
 import asyncio
@@ -25,15 +25,16 @@ def _steering(i):
     return steering
 
 
-def _agreement(batched, solo, tokenizer):
-    """(fraction of identical rows, fraction of agreeing token positions)."""
-    same_rows = sum(b == s for b, s in zip(batched, solo, strict=True)) / len(solo)
+def _assert_matches_solo(batched, solo, tokenizer):
+    """At most one row in eight (rounded up) differs from its solo reply; 95 % of token positions agree."""
+    differing = sum(b != s for b, s in zip(batched, solo, strict=True))
     agree = total = 0
     for b, s in zip(batched, solo, strict=True):
         bt, st = tokenizer(b)["input_ids"], tokenizer(s)["input_ids"]
         agree += sum(x == y for x, y in zip(bt, st, strict=False))
         total += max(len(bt), len(st))
-    return same_rows, agree / max(total, 1)
+    allowed = -(-len(solo) // 8)
+    assert differing <= allowed and agree / max(total, 1) >= 0.95, (differing, agree / max(total, 1))
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +55,7 @@ def test_batch_of_8_different_steerings_matches_solo(tokenizer):
     assert [m.response_metadata["steering"] for m in batched] == [s for _, s in calls]
     stats = llm.batcher().stats
     assert stats.largest_batch == 8  # one batched generation
-    same_rows, same_tokens = _agreement([m.content for m in batched], _solo(calls, 32), tokenizer)
-    assert same_rows >= 0.9 and same_tokens >= 0.95, (same_rows, same_tokens)
+    _assert_matches_solo([m.content for m in batched], _solo(calls, 32), tokenizer)
 
 
 async def test_32_concurrent_ainvokes_match_their_solo_replies(tokenizer):
@@ -65,8 +65,7 @@ async def test_32_concurrent_ainvokes_match_their_solo_replies(tokenizer):
     assert [r.response_metadata["steering"] for r in replies] == [s for _, s in calls]
     stats = llm.batcher().stats
     assert stats.requests == 32 and stats.largest_batch == 8
-    same_rows, same_tokens = _agreement([r.content for r in replies], _solo(calls, 16), tokenizer)
-    assert same_rows >= 0.9 and same_tokens >= 0.95, (same_rows, same_tokens)
+    _assert_matches_solo([r.content for r in replies], _solo(calls, 16), tokenizer)
 
 
 async def test_cancelling_one_of_8_streams_leaves_7_complete(tokenizer):
@@ -93,5 +92,4 @@ async def test_cancelling_one_of_8_streams_leaves_7_complete(tokenizer):
     others = [r for i, r in enumerate(results) if i != victim]
     assert all(isinstance(r, str) and r for r in others)
     solo = _solo([c for i, c in enumerate(calls) if i != victim], 24)
-    same_rows, same_tokens = _agreement(others, solo, tokenizer)
-    assert same_rows >= 6 / 7 and same_tokens >= 0.95, (same_rows, same_tokens)
+    _assert_matches_solo(others, solo, tokenizer)

@@ -303,3 +303,49 @@ def test_a_corrupt_shipped_vector_file_is_that_error(tmp_path, monkeypatch):
         SteeredChatModel(model="demo").steering_dimensions()
     # A model with no shipped vectors still means "no vectors", not an error.
     assert SteeredChatModel(model="some/other-model").steering_dimensions() == []
+
+
+def test_llm_cache_keys_on_the_vectors_and_every_setting_that_changes_a_reply(tiny_path, vectors):
+    from langchain_core.caches import InMemoryCache
+    from langchain_core.globals import set_llm_cache
+
+    model, _ = load_model(tiny_path)
+    other = {"cost": random_vector(model, "cost", layers=(0, 1, 2), seed=7, functional_range=8.0)}
+    first = SteeredChatModel(model=tiny_path, vectors=vectors, max_tokens=12, steering={"cost": 1.0})
+    second = SteeredChatModel(model=tiny_path, vectors=other, max_tokens=12, steering={"cost": 1.0})
+    uncached = second.invoke("hello").content
+    assert uncached != first.invoke("hello").content  # the vectors do change the reply
+    set_llm_cache(InMemoryCache())
+    try:
+        first.invoke("hello")
+        assert second.invoke("hello").content == uncached  # not the first model's cache entry
+    finally:
+        set_llm_cache(None)
+    params = first._identifying_params
+    for changed in (
+        {"seed": 3},
+        {"repetition_penalty": 1.2},
+        {"device": "cpu"},
+        {"dtype": "float32"},
+        {"layer_path": "model.layers"},
+    ):
+        variant = SteeredChatModel(
+            model=tiny_path, vectors=vectors, max_tokens=12, steering={"cost": 1.0}, **changed
+        )
+        assert variant._identifying_params != params, changed
+    same = SteeredChatModel(model=tiny_path, vectors=dict(vectors), max_tokens=12, steering={"cost": 1.0})
+    assert same._identifying_params == params  # equal vectors, equal key: the cache still hits
+
+
+def test_layer_path_reaches_the_batched_decoder(tiny_path, vectors):
+    explicit = SteeredChatModel(
+        model=tiny_path, vectors=vectors, max_tokens=12, layer_path="model.layers"
+    )
+    found = SteeredChatModel(model=tiny_path, vectors=vectors, max_tokens=12)
+    assert (
+        explicit.invoke("hi", steering={"cost": 1.0}).content
+        == found.invoke("hi", steering={"cost": 1.0}).content
+    )
+    wrong = SteeredChatModel(model=tiny_path, vectors=vectors, max_tokens=12, layer_path="model.nope")
+    with pytest.raises(ValueError, match="model.nope"):
+        wrong.invoke("hi", steering={"cost": 1.0})

@@ -243,3 +243,57 @@ def test_eval_cli_rejects_non_numbers(capsys):
     with pytest.raises(SystemExit) as raised:
         main(["eval", "sweep", "--dimension", "cost", "--strengths", "-1", "a"])
     assert raised.value.code == 2 and "invalid float value" in capsys.readouterr().err
+
+
+def _probe_examples():
+    from langchain_steer import Example
+
+    negative = [Example(f"q{i}", f"cheap option {i}") for i in range(10)]
+    positive = [Example(f"q{i}", f"luxury suite {i}") for i in range(10)]
+    return negative, positive
+
+
+def test_layer_path_reaches_generation_sweeps_calibration_and_diagnostics(llama, tokenizer):
+    """A wrong layer_path must fail in every runner: proof that each one passes it down."""
+    from langchain_steer.eval.diagnostics import diagnose, layer_probe_accuracies, residual_norms
+    from langchain_steer.eval.judge import PoleJudge
+    from langchain_steer.eval.pole_eval import generate_replies
+    from langchain_steer.eval.range_calibration import calibrate_range
+    from langchain_steer.eval.sweep import run_sweep
+    from langchain_steer.generate import generate_batch
+
+    model, corpus = llama, CORPUS
+    vector = random_vector(model, "cost", layers=(0, 1), seed=4, functional_range=1.0)
+    judge = PoleJudge("cost", ("budget", "luxury"), {"negative": ("cheap",), "positive": ("luxury",)})
+    vectors = {vector.name: vector}
+    bad = {"layer_path": "model.nope"}
+    chat = [{"role": "user", "content": "hi"}]
+    calls = {
+        "generate_batch": lambda: generate_batch(
+            model, tokenizer, [chat], vectors, [{vector.name: 1.0}], max_new_tokens=2, **bad
+        ),
+        "generate_replies": lambda: generate_replies(
+            model, tokenizer, vectors, [("hi", {vector.name: 1.0})], progress=False, **bad
+        ),
+        "run_sweep": lambda: run_sweep(
+            model, tokenizer, vector, prompts=["hi"], corpus=corpus, strengths=(0.0, 1.0),
+            max_new_tokens=2, progress=False, **bad,
+        ),
+        "calibrate_range": lambda: calibrate_range(
+            model, tokenizer, vector, prompts=["hi"], judge=judge,
+            instructions={"negative": "Cheap.", "positive": "Fancy."}, residual_norm=1.0,
+            max_new_tokens=2, progress=False, **bad,
+        ),
+        "residual_norms": lambda: residual_norms(model, tokenizer, ["hi"], **bad),
+        "layer_probe_accuracies": lambda: layer_probe_accuracies(
+            model, tokenizer, *_probe_examples(), progress=False, **bad
+        ),
+        "diagnose": lambda: diagnose(
+            model, tokenizer, vectors, ["hi"], examples={vector.name: _probe_examples()},
+            progress=False, **bad,
+        ),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match="model.nope"):
+            call()
+        assert hook_count(model) == 0, name
