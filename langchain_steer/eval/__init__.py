@@ -9,6 +9,8 @@
 * :mod:`~langchain_steer.eval.metrics`: pure metric functions (no model needed), degeneration included.
 * :mod:`~langchain_steer.eval.sweep`: the paper's embedding effect and PNE over a grid of strengths.
 * :mod:`~langchain_steer.eval.diagnostics`: probe accuracy per layer, cosines between dimensions, norms.
+* :mod:`~langchain_steer.eval.pole_results` and :mod:`~langchain_steer.eval.sweep_results`: the result types.
+* :mod:`~langchain_steer.eval.markdown`: the text of every report.
 * :mod:`~langchain_steer.eval.report`: JSON, markdown and PNG plots (plots need ``langchain-steer[eval]``).
 
 The command line wraps them: ``langchain-steer eval poles | calibrate | sweep | diagnose``. See
