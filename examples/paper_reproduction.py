@@ -47,6 +47,7 @@ from langchain_steer.dimensions import (
 )
 from langchain_steer.eval import (
     PoleCorpus,
+    ReplySettings,
     bootstrap_ci,
     generate_and_score,
     relative_similarity,
@@ -57,7 +58,7 @@ from langchain_steer.models import load_model
 
 # As the demo and the shipped vectors' calibration: the lifestyle-planning system prompt, and a mild
 # repetition penalty (the 135M model otherwise loops in some greedy replies).
-DECODING: dict[str, Any] = {"system": PLANNER_SYSTEM_PROMPT, "repetition_penalty": 1.1}
+DECODING = ReplySettings(system=PLANNER_SYSTEM_PROMPT, max_new_tokens=40, repetition_penalty=1.1)
 
 E1_STRENGTHS = (-1.0, -0.5, 0.0, 0.5, 1.0)
 GRID = (-1.0, 0.0, 1.0)
@@ -153,9 +154,7 @@ def e1(model: Any, tokenizer: Any, vectors: dict, prompts: int, out: Path) -> tu
             prompts=spread(dimension.eval_prompts, prompts),
             corpus=PoleCorpus.from_dimension(name),
             strengths=E1_STRENGTHS,
-            max_new_tokens=40,
-            batch_size=25,
-            **DECODING,
+            settings=dataclasses.replace(DECODING, batch_size=25),
         )
         results[name] = sweep.to_dict()
         s = sweep.summaries
@@ -223,8 +222,7 @@ def e2(model: Any, tokenizer: Any, vectors: dict, prompts: int, out: Path) -> tu
         vectors,
         rows,
         {"cost": PoleCorpus.from_dimension("cost")},
-        max_new_tokens=40,
-        **DECODING,
+        settings=DECODING,
     )
     cells: dict[tuple[str, float], list[float]] = {}
     for index, sample in enumerate(samples):
@@ -288,7 +286,7 @@ def e3(model: Any, tokenizer: Any, vectors: dict, prompts: int, out: Path) -> tu
             strengths = {k: v for k, v in (("culture", c), ("age", a)) if v}
             rows += [(request, strengths) for request in requests]
     samples = generate_and_score(
-        model, tokenizer, vectors, rows, corpora, max_new_tokens=40, **DECODING
+        model, tokenizer, vectors, rows, corpora, settings=DECODING
     )
     zero = [g for g in samples if not g.strengths]
     base_nll = statistics.fmean(g.nll for g in zero if g.nll is not None)

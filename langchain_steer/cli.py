@@ -294,6 +294,21 @@ def _eval_data(args: argparse.Namespace, name: str) -> tuple[list[str], Any]:
     return picked, corpus
 
 
+def _reply_settings(args: argparse.Namespace, reference: Any = None) -> Any:
+    from langchain_steer.eval.settings import ReplySettings
+
+    try:
+        return ReplySettings(
+            system=_system(args),
+            max_new_tokens=args.max_tokens,
+            repetition_penalty=args.repetition_penalty,
+            batch_size=args.batch_size,
+            reference=reference,
+        )
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+
+
 def cmd_eval_sweep(args: argparse.Namespace) -> int:
     """``langchain-steer eval sweep``: effect and fluency over a grid of strengths, with a report."""
     from langchain_steer.eval.report import write_report
@@ -301,6 +316,7 @@ def cmd_eval_sweep(args: argparse.Namespace) -> int:
 
     model, tokenizer, vectors, names = _eval_inputs(args)
     reference = load_model(args.reference, device=args.device) if args.reference else None
+    settings = _reply_settings(args, reference)
     for name in names:
         prompts, corpus = _eval_data(args, name)
         try:
@@ -311,11 +327,7 @@ def cmd_eval_sweep(args: argparse.Namespace) -> int:
                 prompts=prompts,
                 corpus=corpus,
                 strengths=args.strengths,
-                max_new_tokens=args.max_tokens,
-                batch_size=args.batch_size,
-                reference=reference,
-                system=_system(args),
-                repetition_penalty=args.repetition_penalty,
+                settings=settings,
             )
         except ValueError as error:
             raise SystemExit(f"error: {error}") from None
@@ -404,14 +416,11 @@ def cmd_eval_calibrate(args: argparse.Namespace) -> int:
                 prompts=prompts,
                 judge=judge,
                 instructions=instructions,
-                system=_system(args),
                 fractions=args.fractions,
                 max_ratio=args.max_ppl_ratio,
                 max_degenerate=args.max_degenerate,
                 tolerance=args.tolerance,
-                max_new_tokens=args.max_tokens,
-                repetition_penalty=args.repetition_penalty,
-                batch_size=args.batch_size,
+                settings=_reply_settings(args),
             )
         except ValueError as error:
             raise SystemExit(f"error: {name}: {error}") from None
@@ -478,11 +487,7 @@ def cmd_eval_poles(args: argparse.Namespace) -> int:
             instructions=instructions,
             dimensions=names,
             strengths=args.strengths,
-            system=_system(args),
-            max_new_tokens=args.max_tokens,
-            repetition_penalty=args.repetition_penalty,
-            reference=reference,
-            batch_size=args.batch_size,
+            settings=_reply_settings(args, reference),
         )
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None

@@ -27,6 +27,7 @@ import torch
 from langchain_steer.disentangle import counter_steer, orthogonalize, writing_system_direction
 from langchain_steer.eval.judge import PoleJudge
 from langchain_steer.eval.range_calibration import DEFAULT_FRACTIONS, calibrate_range
+from langchain_steer.eval.settings import ReplySettings
 from langchain_steer.extract import (
     DEFAULT_BAND,
     Example,
@@ -260,12 +261,10 @@ def build_vectors(
                 prompts=prompts,
                 judge=spec.judge,
                 instructions=spec.instructions,
-                system=system,
                 fractions=fractions,
                 max_ratio=max_ratio,
                 max_degenerate=max_degenerate,
-                progress=progress,
-                layer_path=layer_path,
+                settings=ReplySettings(system=system, progress=progress, layer_path=layer_path),
             )
             vector = outcome.vector
             logger.info(

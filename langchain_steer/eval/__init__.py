@@ -10,6 +10,7 @@
 * :mod:`~langchain_steer.eval.sweep`: the paper's embedding effect and PNE over a grid of strengths.
 * :mod:`~langchain_steer.eval.diagnostics`: probe accuracy per layer, cosines between dimensions, norms.
 * :mod:`~langchain_steer.eval.pole_results` and :mod:`~langchain_steer.eval.sweep_results`: the result types.
+* :mod:`~langchain_steer.eval.settings`: :class:`ReplySettings`, how the runners generate and score replies.
 * :mod:`~langchain_steer.eval.markdown`: the text of every report.
 * :mod:`~langchain_steer.eval.report`: JSON, markdown and PNG plots (plots need ``langchain-steer[eval]``).
 
@@ -50,6 +51,7 @@ from langchain_steer.eval.report import (
     write_pole_report,
     write_report,
 )
+from langchain_steer.eval.settings import ReplySettings
 from langchain_steer.eval.sweep import (
     DEFAULT_STRENGTHS,
     Generation,
@@ -62,6 +64,7 @@ from langchain_steer.eval.sweep import (
 )
 
 __all__ = [
+    "ReplySettings",
     "DEFAULT_FRACTIONS",
     "DEFAULT_STRENGTHS",
     "LABELS",

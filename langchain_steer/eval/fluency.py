@@ -18,10 +18,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from langchain_steer.eval.settings import ReplySettings
 from langchain_steer.extract import Example, chunked, model_device, pad_right, render_example
 from langchain_steer.models import model_lock
 
-__all__ = ["english_vocabulary", "reply_token_nlls"]
+__all__ = ["MeanNlls", "english_vocabulary", "mean_reply_nlls", "reply_token_nlls"]
+
+MeanNlls = tuple[list[float | None], list[float | None] | None, list[int]]
+"""``(under the model, under the reference model or None, reply lengths in tokens)``."""
 
 _vocabulary: frozenset[str] | None = None
 _vocabulary_lock = threading.Lock()
@@ -69,6 +73,28 @@ def reply_token_nlls(
             # The logit at position t predicts token t+1: reply tokens start..len-1 use logits start-1...
             results[index] = -token_lp[row, start - 1 : len(tokens) - 1].double().cpu()
     return results
+
+
+def mean_reply_nlls(
+    model: nn.Module, tokenizer: Any, examples: Sequence[Example], settings: ReplySettings
+) -> MeanNlls:
+    """Each reply's mean per-token NLL under ``model`` and under the settings' reference model.
+
+    An empty reply scores ``None``. Replies are conditioned on their request and the settings' system
+    prompt. The reference list is ``None`` when the settings give no reference model.
+    """
+
+    def means(values: list[torch.Tensor]) -> list[float | None]:
+        return [float(v.mean()) if v.numel() else None for v in values]
+
+    common: dict[str, Any] = {"system": settings.system, "progress": settings.progress}
+    own = reply_token_nlls(model, tokenizer, examples, **common)
+    reference = (
+        means(reply_token_nlls(*settings.reference, examples, **common))
+        if settings.reference is not None
+        else None
+    )
+    return means(own), reference, [int(v.numel()) for v in own]
 
 
 def english_vocabulary() -> frozenset[str]:

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from langchain_steer.eval.fluency import english_vocabulary, reply_token_nlls
+from langchain_steer.eval.fluency import english_vocabulary, mean_reply_nlls
 from langchain_steer.eval.judge import PoleJudge, embed_statements
 from langchain_steer.eval.metrics import degeneration
 from langchain_steer.eval.pole_results import (
@@ -39,6 +39,7 @@ from langchain_steer.eval.pole_results import (
     Reply,
     geometric_ppl,
 )
+from langchain_steer.eval.settings import ReplySettings
 from langchain_steer.extract import Example
 from langchain_steer.generate import generate_batch
 from langchain_steer.vectors import SteeringVector
@@ -59,7 +60,6 @@ __all__ = [
 MAX_ROWS = 20_000
 """Upper bound on the replies of one run, so that a typo cannot start a week-long job."""
 
-Scorer = tuple[Any, Any]  # (model, tokenizer)
 
 
 def _chat(system: str | None, prompt: str) -> list[dict[str, str]]:
@@ -75,46 +75,34 @@ def generate_replies(
     vectors: Mapping[str, SteeringVector],
     rows: Sequence[tuple[str, Mapping[str, float]]],
     *,
-    system: str | None = None,
-    max_new_tokens: int = 48,
-    repetition_penalty: float | None = 1.1,
-    batch_size: int = 16,
-    progress: bool = True,
+    settings: ReplySettings | None = None,
     desc: str = "generate",
-    layer_path: str | None = None,
 ) -> list[str]:
     """Greedy replies to ``(prompt, strengths)`` rows, each row steered on its own, in batches.
 
-    Rows of similar prompt length share a batch, so little padding is computed. ``layer_path`` is the
-    explicit path to the decoder blocks, for models whose layers are not found automatically.
+    Rows of similar prompt length share a batch, so little padding is computed. ``settings`` (default
+    :class:`ReplySettings`) sets the system prompt, length, penalty, batch size and layer path; ``desc``
+    labels the progress bar.
 
     Raises:
-        ValueError: bad sizes, an unknown dimension, or a strength out of range.
+        ValueError: too many rows, an unknown dimension, or a strength out of range.
     """
-    if not 1 <= max_new_tokens <= 1024:
-        raise ValueError(f"max_new_tokens must be from 1 to 1024, not {max_new_tokens}.")
-    if not 1 <= batch_size <= 256:
-        raise ValueError(f"batch_size must be from 1 to 256, not {batch_size}.")
+    s = settings or ReplySettings()
     if len(rows) > MAX_ROWS:
         raise ValueError(f"{len(rows)} replies is more than the limit of {MAX_ROWS}.")
-    if repetition_penalty is not None and not 0.5 <= repetition_penalty <= 2:
-        raise ValueError(f"repetition_penalty must be from 0.5 to 2, not {repetition_penalty}.")
     order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
-    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    extra: dict[str, Any] = (
-        {} if repetition_penalty is None else {"repetition_penalty": repetition_penalty}
-    )
+    chunks = [order[i : i + s.batch_size] for i in range(0, len(order), s.batch_size)]
     texts: dict[int, str] = {}
-    for chunk in tqdm(chunks, desc=desc, disable=not progress, leave=False):
+    for chunk in tqdm(chunks, desc=desc, disable=not s.progress, leave=False):
         replies = generate_batch(
             model,
             tokenizer,
-            [_chat(system, rows[i][0]) for i in chunk],
+            [_chat(s.system, rows[i][0]) for i in chunk],
             vectors,
             [dict(rows[i][1]) for i in chunk],
-            max_new_tokens=max_new_tokens,
-            layer_path=layer_path,
-            **extra,
+            max_new_tokens=s.max_new_tokens,
+            layer_path=s.layer_path,
+            **s.generate_kwargs,
         )
         texts.update(zip(chunk, replies, strict=True))
     return [texts[i] for i in range(len(rows))]
@@ -126,23 +114,16 @@ def score_replies(
     items: Sequence[tuple[str, str, Mapping[str, float], str]],
     judges: Mapping[str, PoleJudge],
     *,
-    system: str | None = None,
-    reference: Scorer | None = None,
-    progress: bool = True,
+    settings: ReplySettings | None = None,
 ) -> list[Reply]:
     """Judge, check and score ``(prompt, request, strengths, text)`` items (see :class:`Reply`).
 
-    Perplexity is conditioned on the plain ``request`` with the same ``system`` prompt, under ``model`` as
-    it is now: call it outside any ``steer`` block.
+    Perplexity is conditioned on the plain ``request`` with the settings' system prompt, under ``model``
+    unsteered (and under the settings' reference model, when one is given).
     """
     vocabulary = english_vocabulary()
     examples = [Example(request, text) for _, request, _, text in items]
-    nlls = reply_token_nlls(model, tokenizer, examples, system=system, progress=progress)
-    reference_nlls = (
-        reply_token_nlls(*reference, examples, system=system, progress=progress)
-        if reference is not None
-        else None
-    )
+    nlls, reference_nlls, _ = mean_reply_nlls(model, tokenizer, examples, settings or ReplySettings())
     texts = [text for *_, text in items]
     comparable = {name: j for name, j in judges.items() if j.descriptions or j.corpus}
     embedded = embed_statements(texts) if comparable else None  # once, for every judge
@@ -159,12 +140,8 @@ def score_replies(
                 text=text,
                 labels={name: judge.label(text) for name, judge in judges.items()},
                 degeneration=degeneration(text, vocabulary),
-                nll=float(nlls[i].mean()) if nlls[i].numel() else None,
-                reference_nll=(
-                    float(reference_nlls[i].mean())
-                    if reference_nlls is not None and reference_nlls[i].numel()
-                    else None
-                ),
+                nll=nlls[i],
+                reference_nll=None if reference_nlls is None else reference_nlls[i],
                 embedding={name: round(values[i], 5) for name, values in embedding.items()},
             )
         )
@@ -178,12 +155,7 @@ def prompted_baseline(
     instructions: Mapping[str, Mapping[str, str]],
     prompts: Sequence[str],
     *,
-    system: str | None = None,
-    max_new_tokens: int = 48,
-    repetition_penalty: float | None = 1.1,
-    reference: Scorer | None = None,
-    batch_size: int = 16,
-    progress: bool = True,
+    settings: ReplySettings | None = None,
 ) -> dict[tuple[str, str], Baseline]:
     """Replies that ask for each pole, for every dimension in ``instructions``.
 
@@ -194,12 +166,7 @@ def prompted_baseline(
         instructions: dimension → ``{"negative": sentence, "positive": sentence}`` a user would say to ask
             for that pole (a built-in dimension's ``pole_prompts``).
         prompts: the plain requests.
-        system: the system prompt.
-        max_new_tokens: reply length.
-        repetition_penalty: HF repetition penalty (``None``: none).
-        reference: an optional ``(model, tokenizer)`` to score perplexity with as well.
-        batch_size: rows per ``generate``.
-        progress: show progress bars.
+        settings: how replies are generated and scored (default :class:`ReplySettings`).
 
     Returns:
         ``(dimension, side)`` → :class:`Baseline`.
@@ -213,19 +180,13 @@ def prompted_baseline(
         tokenizer,
         {},
         rows,
-        system=system,
-        max_new_tokens=max_new_tokens,
-        repetition_penalty=repetition_penalty,
-        batch_size=batch_size,
-        progress=progress,
+        settings=settings,
         desc="prompted baseline",
     )
     items: list[tuple[str, str, dict[str, float], str]] = [
         (rows[i][0], prompts[i % len(prompts)], {}, text) for i, text in enumerate(texts)
     ]
-    scored = score_replies(
-        model, tokenizer, items, judges, system=system, reference=reference, progress=progress
-    )
+    scored = score_replies(model, tokenizer, items, judges, settings=settings)
     result = {}
     for k, (d, side) in enumerate(keys):
         chunk = scored[k * len(prompts) : (k + 1) * len(prompts)]
@@ -243,13 +204,7 @@ def evaluate_poles(
     instructions: Mapping[str, Mapping[str, str]] | None = None,
     dimensions: Sequence[str] | None = None,
     strengths: Sequence[float] = (-1.0, 1.0),
-    system: str | None = None,
-    max_new_tokens: int = 48,
-    repetition_penalty: float | None = 1.1,
-    reference: Scorer | None = None,
-    batch_size: int = 16,
-    progress: bool = True,
-    layer_path: str | None = None,
+    settings: ReplySettings | None = None,
 ) -> PoleEvaluation:
     """Steer each dimension alone at each strength on every prompt, and measure what the replies say.
 
@@ -264,14 +219,8 @@ def evaluate_poles(
             so no perplexity ratios).
         dimensions: the dimensions to steer (default: every one in ``vectors``).
         strengths: the non-zero strengths to steer at; unsteered replies are always included.
-        system: the system prompt.
-        max_new_tokens: reply length (the issue's measurements use 48).
-        repetition_penalty: HF repetition penalty applied to every reply (``None``: none).
-        reference: an optional ``(model, tokenizer)`` to score perplexity with as well.
-        batch_size: rows per ``generate``.
-        progress: show progress bars.
-        layer_path: explicit path to the decoder blocks, for models whose layers are not found
-            automatically.
+        settings: how every reply, the baseline's included, is generated and scored (default
+            :class:`ReplySettings`: 48 greedy tokens, repetition penalty 1.1, no system prompt).
 
     Raises:
         ValueError: no prompts, a dimension without a vector or judge, or bad sizes.
@@ -291,21 +240,14 @@ def evaluate_poles(
         tokenizer,
         vectors,
         rows,
-        system=system,
-        max_new_tokens=max_new_tokens,
-        repetition_penalty=repetition_penalty,
-        batch_size=batch_size,
-        progress=progress,
-        layer_path=layer_path,
+        settings=settings,
     )
     replies = score_replies(
         model,
         tokenizer,
         [(p, p, s, t) for (p, s), t in zip(rows, texts, strict=True)],
         judges,
-        system=system,
-        reference=reference,
-        progress=progress,
+        settings=settings,
     )
     baselines = (
         prompted_baseline(
@@ -314,12 +256,7 @@ def evaluate_poles(
             judges,
             {d: instructions[d] for d in steered if d in instructions},
             prompts,
-            system=system,
-            max_new_tokens=max_new_tokens,
-            repetition_penalty=repetition_penalty,
-            reference=reference,
-            batch_size=batch_size,
-            progress=progress,
+            settings=settings,
         )
         if instructions
         else {}
@@ -331,14 +268,8 @@ def evaluate_poles(
         baselines=baselines,
         settings={
             "prompts": list(prompts),
-            "system": system,
-            "max_new_tokens": max_new_tokens,
-            "decoding": "greedy",
-            "repetition_penalty": repetition_penalty,
+            **(settings or ReplySettings()).describe(),
             "model_id": str(getattr(getattr(model, "config", None), "name_or_path", "")),
-            "reference_model": (
-                str(getattr(reference[0].config, "name_or_path", "")) if reference else None
-            ),
             "vectors": {
                 name: {
                     "layers": vectors[name].layers,

@@ -36,12 +36,12 @@ from typing import Any
 from langchain_steer.eval.judge import PoleJudge
 from langchain_steer.eval.pole_eval import (
     Baseline,
-    Scorer,
     generate_replies,
     geometric_ppl,
     prompted_baseline,
     score_replies,
 )
+from langchain_steer.eval.settings import ReplySettings
 from langchain_steer.vectors import SteeringVector
 
 __all__ = [
@@ -139,20 +139,14 @@ def calibrate_range(
     prompts: Sequence[str],
     judge: PoleJudge,
     instructions: Mapping[str, str],
-    system: str | None = None,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     residual_norm: float | None = None,
     max_ratio: float = 1.3,
     max_degenerate: float = 0.05,
     tolerance: float = 0.1,
-    reference: Scorer | None = None,
     max_reference_ratio: float | None = None,
     baseline: Mapping[str, Baseline] | None = None,
-    max_new_tokens: int = 48,
-    repetition_penalty: float | None = 1.1,
-    batch_size: int = 16,
-    progress: bool = True,
-    layer_path: str | None = None,
+    settings: ReplySettings | None = None,
 ) -> RangeCalibration:
     """Set ``vector``'s ranges from replies generated at a grid of norms on each side.
 
@@ -164,22 +158,17 @@ def calibrate_range(
         prompts: everyday requests to generate from (not the ones you will measure on).
         judge: the dimension's pole judge.
         instructions: ``{"negative": sentence, "positive": sentence}`` for the prompted-pole baseline.
-        system: the system prompt the vector will be used under.
         fractions: grid norms as fractions of ``residual_norm``, each in (0, 0.5].
         residual_norm: the norm the grid is scaled by (default: the one extraction recorded at the median
             steered layer).
         max_ratio: the largest perplexity ratio to the prompted baseline a range may reach.
         max_degenerate: the largest share of degenerate replies.
         tolerance: how far the pole share may fall between neighbouring grid norms.
-        reference: an optional ``(model, tokenizer)`` whose perplexity ratio is checked too.
-        max_reference_ratio: the limit for ``reference`` (required with it).
+        max_reference_ratio: the perplexity-ratio limit under the settings' reference model (required
+            with one, and only with one).
         baseline: a precomputed ``{"negative": Baseline, "positive": Baseline}`` (else it is generated).
-        max_new_tokens: reply length.
-        repetition_penalty: HF repetition penalty for every reply (``None``: none).
-        batch_size: rows per batched ``generate``.
-        progress: show progress bars.
-        layer_path: explicit path to the decoder blocks, for models whose layers are not found
-            automatically.
+        settings: how replies are generated and scored (default :class:`ReplySettings`); give the system
+            prompt the vector will be used under.
 
     Raises:
         ValueError: a bad grid, no residual norm, or a side where not even the smallest norm qualifies
@@ -190,6 +179,8 @@ def calibrate_range(
     grid = sorted({float(f) for f in fractions})
     if not grid or not all(0 < f <= 0.5 for f in grid):
         raise ValueError(f"fractions must be in (0, 0.5]; got {list(fractions)}.")
+    settings = settings or ReplySettings()
+    reference = settings.reference
     if (reference is None) != (max_reference_ratio is None):
         raise ValueError("Give reference and max_reference_ratio together.")
     scale = residual_norm if residual_norm is not None else median_residual_norm(vector)
@@ -210,36 +201,19 @@ def calibrate_range(
         tokenizer,
         {name: steered},
         rows,
-        system=system,
-        max_new_tokens=max_new_tokens,
-        repetition_penalty=repetition_penalty,
-        batch_size=batch_size,
-        progress=progress,
+        settings=settings,
         desc=f"calibrate {name}",
-        layer_path=layer_path,
     )
     scored = score_replies(
         model,
         tokenizer,
         [(p, p, s, t) for (p, s), t in zip(rows, texts, strict=True)],
         {name: judge},
-        system=system,
-        reference=reference,
-        progress=progress,
+        settings=settings,
     )
     if baseline is None:
         made = prompted_baseline(
-            model,
-            tokenizer,
-            {name: judge},
-            {name: instructions},
-            prompts,
-            system=system,
-            max_new_tokens=max_new_tokens,
-            repetition_penalty=repetition_penalty,
-            reference=reference,
-            batch_size=batch_size,
-            progress=progress,
+            model, tokenizer, {name: judge}, {name: instructions}, prompts, settings=settings
         )
         baseline = {side: made[(name, side)] for side in SIDES}
     checks: dict[str, list[dict[str, Any]]] = {}
@@ -297,9 +271,9 @@ def calibrate_range(
         "max_reference_ratio": max_reference_ratio,
         "residual_norm": round(scale, 3),
         "prompts": len(prompts),
-        "max_new_tokens": max_new_tokens,
-        "repetition_penalty": repetition_penalty,
-        "system_prompt": system,
+        "max_new_tokens": settings.max_new_tokens,
+        "repetition_penalty": settings.repetition_penalty,
+        "system_prompt": settings.system,
         "baseline": {
             side: {
                 "ppl": round(baseline[side].ppl, 4),

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from langchain_steer.eval.fluency import reply_token_nlls
+from langchain_steer.eval.fluency import mean_reply_nlls
 from langchain_steer.eval.metrics import (
     bootstrap_ci,
     perplexity,
@@ -41,6 +41,7 @@ from langchain_steer.eval.metrics import (
     spearman,
 )
 from langchain_steer.eval.pole_eval import generate_replies
+from langchain_steer.eval.settings import ReplySettings
 from langchain_steer.eval.sweep_results import (
     Generation,
     PoleCorpus,
@@ -70,7 +71,6 @@ DEFAULT_STRENGTHS: tuple[float, ...] = (-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5
 MAX_SWEEP_ROWS = 20_000
 """Upper bound on prompts × strengths in one sweep, so a typo cannot start a week-long job."""
 
-Scored = tuple[Any, Any]  # (model, tokenizer)
 
 
 def _check_strengths(strengths: Sequence[float], scale: Scale) -> list[float]:
@@ -96,13 +96,7 @@ def generate_and_score(
     rows: Sequence[tuple[str, Mapping[str, float]]],
     corpora: Mapping[str, PoleCorpus],
     *,
-    max_new_tokens: int = 48,
-    batch_size: int = 16,
-    reference: Scored | None = None,
-    progress: bool = True,
-    system: str | None = None,
-    repetition_penalty: float | None = None,
-    layer_path: str | None = None,
+    settings: ReplySettings | None = None,
 ) -> list[Generation]:
     """Generate one greedy reply per ``(prompt, strengths)`` row and score it.
 
@@ -115,14 +109,7 @@ def generate_and_score(
         vectors: dimension → vector; strengths multiply each vector's ``functional_range``.
         rows: ``(prompt, {dimension: strength})`` pairs; an empty mapping is the unsteered model.
         corpora: dimension → pole corpus to measure the effect against.
-        max_new_tokens: reply length limit (1 to 1024).
-        batch_size: rows per ``generate`` (1 to 256).
-        reference: an optional ``(model, tokenizer)`` to score perplexity with as well.
-        progress: show progress bars.
-        system: a system prompt before every request (replies are scored with it too).
-        repetition_penalty: HF repetition penalty (``None``: none).
-        layer_path: explicit path to the decoder blocks, for models whose layers are not found
-            automatically.
+        settings: how replies are generated and scored (default :class:`ReplySettings`).
 
     Returns:
         One :class:`Generation` per row, in the order of ``rows``.
@@ -136,25 +123,16 @@ def generate_and_score(
         raise ValueError(f"{len(rows)} rows is more than the limit of {MAX_SWEEP_ROWS}.")
     if not corpora:
         raise ValueError("Give at least one pole corpus to measure the effect against.")
+    s = settings or ReplySettings()
     texts = generate_replies(
         model,
         tokenizer,
         vectors,
         [(prompt, dict(strengths)) for prompt, strengths in rows],
-        system=system,
-        max_new_tokens=max_new_tokens,
-        repetition_penalty=repetition_penalty,
-        batch_size=batch_size,
-        progress=progress,
-        layer_path=layer_path,
+        settings=s,
     )
     examples = [Example(prompt, text) for (prompt, _), text in zip(rows, texts, strict=True)]
-    nlls = reply_token_nlls(model, tokenizer, examples, system=system, progress=progress)
-    reference_nlls = (
-        reply_token_nlls(*reference, examples, system=system, progress=progress)
-        if reference is not None
-        else None
-    )
+    nlls, reference_nlls, lengths = mean_reply_nlls(model, tokenizer, examples, s)
     embedded = embed(texts)
     effects: dict[str, list[float]] = {}
     for name, corpus in corpora.items():
@@ -167,14 +145,10 @@ def generate_and_score(
                 prompt=prompt,
                 strengths={k: float(v) for k, v in strengths.items()},
                 text=text,
-                tokens=int(nlls[i].numel()),
+                tokens=lengths[i],
                 effects={name: values[i] for name, values in effects.items()},
-                nll=float(nlls[i].mean()) if nlls[i].numel() else None,
-                reference_nll=(
-                    float(reference_nlls[i].mean())
-                    if reference_nlls is not None and reference_nlls[i].numel()
-                    else None
-                ),
+                nll=nlls[i],
+                reference_nll=None if reference_nlls is None else reference_nlls[i],
             )
         )
     return results
@@ -278,15 +252,9 @@ def run_sweep(
     corpus: PoleCorpus,
     strengths: Sequence[float] = DEFAULT_STRENGTHS,
     scale: Scale = "strength",
-    max_new_tokens: int = 48,
-    batch_size: int = 16,
-    reference: Scored | None = None,
     resamples: int = 1000,
     seed: int = 0,
-    progress: bool = True,
-    system: str | None = None,
-    repetition_penalty: float | None = None,
-    layer_path: str | None = None,
+    settings: ReplySettings | None = None,
 ) -> SweepResult:
     """Sweep one vector over ``strengths`` on ``prompts`` and summarise effect and fluency.
 
@@ -300,16 +268,9 @@ def run_sweep(
             vector's ``functional_range`` (within ±2); with ``scale="norm"`` each is the absolute norm added
             to the residual stream.
         scale: ``"strength"`` or ``"norm"``, as above.
-        max_new_tokens: reply length.
-        batch_size: rows per batched ``generate``.
-        reference: optional ``(model, tokenizer)`` of an independent model to score perplexity with.
         resamples: bootstrap resamples per interval (the intervals are 95 %).
         seed: bootstrap seed.
-        progress: show progress bars.
-        system: a system prompt before every request.
-        repetition_penalty: HF repetition penalty (``None``: none).
-        layer_path: explicit path to the decoder blocks, for models whose layers are not found
-            automatically.
+        settings: how replies are generated and scored (default :class:`ReplySettings`).
 
     Returns:
         A :class:`SweepResult`; write it out with :func:`langchain_steer.eval.report.write_report`.
@@ -338,13 +299,7 @@ def run_sweep(
         {name: steered},
         rows,
         {name: corpus},
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        reference=reference,
-        progress=progress,
-        system=system,
-        repetition_penalty=repetition_penalty,
-        layer_path=layer_path,
+        settings=settings,
     )
     if scale == "norm":
         # Report every reply on the axis that was asked for: absolute norms.
@@ -373,15 +328,9 @@ def run_sweep(
         samples=samples,
         settings={
             "prompts": list(prompts),
-            "max_new_tokens": max_new_tokens,
-            "decoding": "greedy",
-            "system": system,
-            "repetition_penalty": repetition_penalty,
+            **(settings or ReplySettings()).describe(),
             "effect": "relative cosine similarity, all-MiniLM-L6-v2",
             "corpus_sizes": [len(corpus.negative), len(corpus.positive)],
-            "reference_model": (
-                str(getattr(reference[0].config, "name_or_path", "")) if reference else None
-            ),
             "confidence": 0.95,
             "resamples": resamples,
             "seconds": round(time.perf_counter() - started, 1),

@@ -14,6 +14,7 @@ from helpers import hook_count, random_vector
 from langchain_steer.cli import main
 from langchain_steer.eval.diagnostics import cosine_matrix, diagnose, residual_norms
 from langchain_steer.eval.report import write_diagnostics, write_report
+from langchain_steer.eval.settings import ReplySettings
 from langchain_steer.eval.sweep import (
     Generation,
     PoleCorpus,
@@ -24,6 +25,7 @@ from langchain_steer.eval.sweep import (
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+QUIET4 = ReplySettings(max_new_tokens=4, progress=False)
 CORPUS = PoleCorpus(
     ("A cheap picnic in the park.", "Thrift-store finds under ten dollars."),
     ("A Michelin-starred tasting menu.", "A private suite with champagne."),
@@ -71,10 +73,8 @@ def test_run_sweep_on_a_tiny_model_round_trips_through_json(llama, tokenizer, tm
         prompts=["Gift ideas?", "Where to eat tonight?"],
         corpus=CORPUS,
         strengths=[-1, 0, 1],
-        max_new_tokens=6,
-        batch_size=4,
         resamples=50,
-        progress=False,
+        settings=ReplySettings(max_new_tokens=6, batch_size=4, progress=False),
     )
     assert hook_count(llama) == 0
     assert result.strengths == [-1.0, 0.0, 1.0]
@@ -102,9 +102,8 @@ def test_norm_sweep_reports_absolute_norms(llama, tokenizer):
         corpus=CORPUS,
         strengths=[-12.0, 0.0, 6.0, 12.0],
         scale="norm",
-        max_new_tokens=4,
         resamples=20,
-        progress=False,
+        settings=QUIET4,
     )
     assert result.strengths == [-12.0, 0.0, 6.0, 12.0]
     assert sorted(g.strengths.get("cost", 0.0) for g in result.samples) == [-12.0, 0.0, 6.0, 12.0]
@@ -116,8 +115,7 @@ def test_norm_sweep_reports_absolute_norms(llama, tokenizer):
         {"cost": scaled},
         [("Hi", {"cost": 0.5})],
         {"cost": CORPUS},
-        max_new_tokens=4,
-        progress=False,
+        settings=QUIET4,
     )
     assert row.text == next(g.text for g in result.samples if g.strengths.get("cost") == 6.0)
 
@@ -128,8 +126,6 @@ def test_norm_sweep_reports_absolute_norms(llama, tokenizer):
         ({"strengths": [-1, 1]}, "0 and at least one"),
         ({"strengths": [0, 3]}, "within"),
         ({"prompts": []}, "at least one prompt"),
-        ({"max_new_tokens": 0}, "max_new_tokens"),
-        ({"batch_size": 1000}, "batch_size"),
     ],
 )
 def test_run_sweep_rejects_bad_settings(llama, tokenizer, kwargs, message):
@@ -137,11 +133,25 @@ def test_run_sweep_rejects_bad_settings(llama, tokenizer, kwargs, message):
         "prompts": ["Hi"],
         "corpus": CORPUS,
         "strengths": [0, 1],
-        "progress": False,
+        "settings": ReplySettings(progress=False),
         **kwargs,
     }
     with pytest.raises(ValueError, match=message):
         run_sweep(llama, tokenizer, random_vector(llama), **settings)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"max_new_tokens": 5000}, "max_new_tokens"),
+        ({"batch_size": 1000}, "batch_size"),
+        ({"repetition_penalty": 5.0}, "repetition_penalty"),
+    ],
+)
+def test_reply_settings_reject_bad_sizes_before_any_run(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ReplySettings(**kwargs)
 
 
 def test_pole_corpus_from_a_builtin_dimension_is_the_held_out_split():
@@ -159,9 +169,8 @@ def test_reports_write_json_markdown_and_valid_pngs(llama, tokenizer, tmp_path):
         prompts=["Hi", "Gift?"],
         corpus=CORPUS,
         strengths=[-1, 0, 1],
-        max_new_tokens=4,
         resamples=20,
-        progress=False,
+        settings=QUIET4,
     )
     written = write_report(result, tmp_path)
     assert set(written) == {"json", "markdown", "effect", "ppl"}
@@ -228,8 +237,8 @@ def test_a_reference_model_scores_perplexity_too(llama, tokenizer):
     reference = tiny_model("qwen2", seed=3)
     result = run_sweep(
         llama, tokenizer, random_vector(llama), prompts=["Hi", "Gift?"], corpus=CORPUS,
-        strengths=[0, 1], max_new_tokens=5, reference=(reference, tokenizer), resamples=20,
-        progress=False,
+        strengths=[0, 1], resamples=20,
+        settings=ReplySettings(max_new_tokens=5, reference=(reference, tokenizer), progress=False),
     )  # fmt: skip
     zero = result.at(0.0)
     assert zero.reference_ppl is not None and zero.reference_ppl_ratio == pytest.approx(1.0)
@@ -266,31 +275,30 @@ def test_layer_path_reaches_generation_sweeps_calibration_and_diagnostics(llama,
     vector = random_vector(model, "cost", layers=(0, 1), seed=4, functional_range=1.0)
     judge = PoleJudge("cost", ("budget", "luxury"), {"negative": ("cheap",), "positive": ("luxury",)})
     vectors = {vector.name: vector}
-    bad = {"layer_path": "model.nope"}
+    bad = {"settings": ReplySettings(max_new_tokens=2, progress=False, layer_path="model.nope")}
     chat = [{"role": "user", "content": "hi"}]
     calls = {
         "generate_batch": lambda: generate_batch(
-            model, tokenizer, [chat], vectors, [{vector.name: 1.0}], max_new_tokens=2, **bad
+            model, tokenizer, [chat], vectors, [{vector.name: 1.0}], max_new_tokens=2,
+            layer_path="model.nope",
         ),
         "generate_replies": lambda: generate_replies(
-            model, tokenizer, vectors, [("hi", {vector.name: 1.0})], progress=False, **bad
+            model, tokenizer, vectors, [("hi", {vector.name: 1.0})], **bad
         ),
         "run_sweep": lambda: run_sweep(
-            model, tokenizer, vector, prompts=["hi"], corpus=corpus, strengths=(0.0, 1.0),
-            max_new_tokens=2, progress=False, **bad,
+            model, tokenizer, vector, prompts=["hi"], corpus=corpus, strengths=(0.0, 1.0), **bad
         ),
         "calibrate_range": lambda: calibrate_range(
             model, tokenizer, vector, prompts=["hi"], judge=judge,
-            instructions={"negative": "Cheap.", "positive": "Fancy."}, residual_norm=1.0,
-            max_new_tokens=2, progress=False, **bad,
+            instructions={"negative": "Cheap.", "positive": "Fancy."}, residual_norm=1.0, **bad
         ),
-        "residual_norms": lambda: residual_norms(model, tokenizer, ["hi"], **bad),
+        "residual_norms": lambda: residual_norms(model, tokenizer, ["hi"], layer_path="model.nope"),
         "layer_probe_accuracies": lambda: layer_probe_accuracies(
-            model, tokenizer, *_probe_examples(), progress=False, **bad
+            model, tokenizer, *_probe_examples(), progress=False, layer_path="model.nope"
         ),
         "diagnose": lambda: diagnose(
             model, tokenizer, vectors, ["hi"], examples={vector.name: _probe_examples()},
-            progress=False, **bad,
+            progress=False, layer_path="model.nope",
         ),
     }
     for name, call in calls.items():

@@ -10,6 +10,9 @@ from langchain_steer import SteeringVector
 from langchain_steer.eval.judge import PoleJudge
 from langchain_steer.eval.pole_eval import PoleEvaluation, Reply, evaluate_poles, generate_replies
 from langchain_steer.eval.report import poles_markdown, write_pole_report
+from langchain_steer.eval.settings import ReplySettings
+
+BRIEF = ReplySettings(system="be brief", max_new_tokens=5, progress=False)
 
 JUDGES = {
     "cost": PoleJudge("cost", ("budget", "luxury"), {"negative": ("a",), "positive": ("b",)}),
@@ -34,9 +37,7 @@ def evaluation(llama, tokenizer):
         prompts=["Hi", "Gift?"],
         judges=JUDGES,
         instructions=INSTRUCTIONS,
-        system="be brief",
-        max_new_tokens=5,
-        progress=False,
+        settings=BRIEF,
     )
 
 
@@ -54,9 +55,8 @@ def test_every_reply_is_judged_by_every_dimension(evaluation, llama):
 
 def test_unsteered_rows_equal_plain_generation(evaluation, llama, tokenizer):
     plain = generate_replies(
-        llama, tokenizer, {}, [("Hi", {}), ("Gift?", {})], system="be brief", max_new_tokens=5,
-        progress=False,
-    )  # fmt: skip
+        llama, tokenizer, {}, [("Hi", {}), ("Gift?", {})], settings=BRIEF
+    )
     assert sorted(r.text for r in evaluation.at("cost", 0)) == sorted(plain)
 
 
@@ -87,8 +87,8 @@ def test_two_sided_vectors_and_bad_settings(llama, tokenizer):
         base.directions, name="cost", negative_directions=random_vector(llama, seed=7).directions
     )
     result = evaluate_poles(
-        llama, tokenizer, {"cost": two_sided}, prompts=["Hi"], judges=JUDGES, max_new_tokens=3,
-        strengths=[-0.5], progress=False,
+        llama, tokenizer, {"cost": two_sided}, prompts=["Hi"], judges=JUDGES, strengths=[-0.5],
+        settings=ReplySettings(max_new_tokens=3, progress=False),
     )  # fmt: skip
     assert result.strengths == [0.0, -0.5] and not result.baselines
     assert math.isnan(result.ppl_ratio("cost", -0.5))
@@ -96,8 +96,6 @@ def test_two_sided_vectors_and_bad_settings(llama, tokenizer):
         evaluate_poles(llama, tokenizer, {"cost": base}, prompts=[], judges=JUDGES)
     with pytest.raises(ValueError, match="vector and a judge"):
         evaluate_poles(llama, tokenizer, {"spice": base}, prompts=["Hi"], judges=JUDGES)
-    with pytest.raises(ValueError, match="repetition_penalty"):
-        generate_replies(llama, tokenizer, {}, [("Hi", {})], repetition_penalty=5.0)
 
 
 def test_markdown_flags_cross_effects_above_a_third():

@@ -16,6 +16,7 @@ from langchain_steer.eval.range_calibration import (
     choose_norm,
     median_residual_norm,
 )
+from langchain_steer.eval.settings import ReplySettings
 
 JUDGE = PoleJudge("cost", ("budget", "luxury"), {"negative": ("cheap",), "positive": ("luxury",)})
 INSTRUCTIONS = {"negative": "Cheap please.", "positive": "Luxury please."}
@@ -58,7 +59,7 @@ def test_choose_norm_checks_degeneration_the_pole_share_and_the_reference():
     assert choose_norm([check(0.01, 0.5, math.nan)])[0] == 0.0
 
 
-def calibrated(llama, tokenizer, **kwargs):
+def calibrated(llama, tokenizer, system=None, **kwargs):
     vector = random_vector(llama, layers=(0, 1, 2))
     settings = {
         "prompts": ["Hi", "Gift?", "Trip?"],
@@ -68,8 +69,7 @@ def calibrated(llama, tokenizer, **kwargs):
         "residual_norm": 1.0,
         "max_ratio": 1e6,
         "max_degenerate": 1.0,
-        "max_new_tokens": 6,
-        "progress": False,
+        "settings": ReplySettings(system=system, max_new_tokens=6, progress=False),
         **kwargs,
     }
     return calibrate_range(llama, tokenizer, vector, **settings)
