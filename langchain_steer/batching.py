@@ -149,30 +149,32 @@ class Ticket:
     def __iter__(self) -> Iterator[list[int]]:
         if self._loop is not None:
             raise RuntimeError("This ticket was created for an event loop: use `async for`.")
-        while True:
-            try:
-                item = self._queue.get(timeout=self.timeout)
-            except queue.Empty:
-                raise TimeoutError(f"No token arrived for {self.timeout:g} s.") from None
-            if item is _END:
-                break
+        while (item := self._next()) is not _END:
             yield item
-        if self.error is not None:
-            raise self.error
+        self._raise_if_failed()
 
     async def __aiter__(self) -> AsyncIterator[list[int]]:
-        import asyncio
-
         if self._loop is None:
             raise RuntimeError("This ticket was created without an event loop: use `for`.")
-        while True:
-            try:
-                item = await asyncio.wait_for(self._queue.get(), self.timeout)
-            except (TimeoutError, asyncio.TimeoutError):  # distinct classes before Python 3.11
-                raise TimeoutError(f"No token arrived for {self.timeout:g} s.") from None
-            if item is _END:
-                break
+        while (item := await self._anext()) is not _END:
             yield item
+        self._raise_if_failed()
+
+    def _next(self) -> Any:
+        try:
+            return self._queue.get(timeout=self.timeout)
+        except queue.Empty:
+            raise TimeoutError(f"No token arrived for {self.timeout:g} s.") from None
+
+    async def _anext(self) -> Any:
+        import asyncio
+
+        try:
+            return await asyncio.wait_for(self._queue.get(), self.timeout)
+        except (TimeoutError, asyncio.TimeoutError):  # distinct classes before Python 3.11
+            raise TimeoutError(f"No token arrived for {self.timeout:g} s.") from None
+
+    def _raise_if_failed(self) -> None:
         if self.error is not None:
             raise self.error
 

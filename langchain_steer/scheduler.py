@@ -331,30 +331,21 @@ def _finish_all(finished: list[tuple[Ticket, str, BaseException | None]]) -> Non
         ticket.finish(reason, error)
 
 
+def _check_count(name: str, value: Any, limit: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+        raise ValueError(f"{name} must be an integer from 1 to {limit}, not {value!r}.")
+
+
 def check_batching(max_batch_size: Any, window: Any, max_queue: Any, queue_full: Any) -> None:
     """Validate micro-batching settings, with errors that say the allowed range.
 
     Raises:
         ValueError: a setting out of range or of the wrong type.
     """
-    if (
-        isinstance(max_batch_size, bool)
-        or not isinstance(max_batch_size, int)
-        or not (1 <= max_batch_size <= MAX_BATCH_SIZE_LIMIT)
-    ):
-        raise ValueError(
-            f"max_batch_size must be an integer from 1 to {MAX_BATCH_SIZE_LIMIT}, not {max_batch_size!r}."
-        )
+    _check_count("max_batch_size", max_batch_size, MAX_BATCH_SIZE_LIMIT)
     if isinstance(window, bool) or not isinstance(window, (int, float)) or not 0 <= window <= 1:
         raise ValueError(f"The batching window must be 0 to 1 second, not {window!r}.")
-    if (
-        isinstance(max_queue, bool)
-        or not isinstance(max_queue, int)
-        or not (1 <= max_queue <= MAX_QUEUE_LIMIT)
-    ):
-        raise ValueError(
-            f"max_queue must be an integer from 1 to {MAX_QUEUE_LIMIT}, not {max_queue!r}."
-        )
+    _check_count("max_queue", max_queue, MAX_QUEUE_LIMIT)
     if queue_full not in ("wait", "error"):
         raise ValueError(f"queue_full must be 'wait' or 'error', not {queue_full!r}.")
 
