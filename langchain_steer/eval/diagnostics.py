@@ -21,9 +21,11 @@ from typing import Any
 
 import torch
 
-from langchain_steer.extract import Example, collect_activations, probe_accuracies
+from langchain_steer.dimensions.examples import Example
+from langchain_steer.extract import collect_activations, probe_accuracies
 from langchain_steer.generate import apply_chat_template, encode_prompts
 from langchain_steer.layers import find_layers
+from langchain_steer.tensors import model_device
 from langchain_steer.vectors import SteeringVector
 
 __all__ = [
@@ -68,7 +70,7 @@ def residual_norms(
 
         return hook
 
-    device = next(model.parameters()).device
+    device = model_device(model)
     handles = [block.register_forward_hook(recorder(i)) for i, block in enumerate(blocks)]
     try:
         for prompt in prompts:

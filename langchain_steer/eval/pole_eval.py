@@ -30,11 +30,12 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from langchain_steer.dimensions.examples import Example
 from langchain_steer.eval.fluency import english_vocabulary, reply_token_nlls
 from langchain_steer.eval.judge import LABELS, Label, PoleJudge, embed_statements
 from langchain_steer.eval.metrics import degeneration
-from langchain_steer.extract import Example
 from langchain_steer.generate import generate_batch
+from langchain_steer.tensors import chunked
 from langchain_steer.vectors import SteeringVector
 
 __all__ = [
@@ -172,7 +173,7 @@ def generate_replies(
     if repetition_penalty is not None and not 0.5 <= repetition_penalty <= 2:
         raise ValueError(f"repetition_penalty must be from 0.5 to 2, not {repetition_penalty}.")
     order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
-    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    chunks = chunked(order, batch_size)
     extra: dict[str, Any] = (
         {} if repetition_penalty is None else {"repetition_penalty": repetition_penalty}
     )

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import torch
 
-from langchain_steer.dimensions import load_dimension
+from langchain_steer.dimensions import Dimension, Example, load_dimension
 from langchain_steer.eval.fluency import reply_token_nlls
 from langchain_steer.eval.metrics import (
     bootstrap_ci,
@@ -40,7 +40,6 @@ from langchain_steer.eval.metrics import (
     spearman,
 )
 from langchain_steer.eval.pole_eval import generate_replies
-from langchain_steer.extract import Example
 from langchain_steer.hooks import MAX_STRENGTH
 from langchain_steer.vectors import SteeringVector
 
@@ -86,10 +85,16 @@ class PoleCorpus:
 
     @classmethod
     def from_dimension(
-        cls, name: str, split: Literal["train", "test", "all"] = "test"
+        cls, dimension: str | Dimension, split: Literal["train", "test", "all", "held_out"] = "test"
     ) -> PoleCorpus:
-        """The replies of a built-in dimension's ``split``; ``test`` is held out from extraction."""
-        negative, positive = load_dimension(name).examples(split)
+        """The replies of a dimension's ``split``; ``test`` is held out from extraction.
+
+        ``dimension`` is a built-in dimension's name or a parsed examples file
+        (:func:`~langchain_steer.dimensions.read_examples`). ``"held_out"`` is ``test``, or every reply
+        of a file that has no ``test`` split.
+        """
+        data = load_dimension(dimension) if isinstance(dimension, str) else dimension
+        negative, positive = data.held_out() if split == "held_out" else data.examples(split)
         return cls(tuple(e.response for e in negative), tuple(e.response for e in positive))
 
 
@@ -295,7 +300,7 @@ def generate_and_score(
     Raises:
         ValueError: bad sizes, an unknown dimension, or a strength out of range.
     """
-    from langchain_steer.agent.encoder import embed
+    from langchain_steer.embeddings import embed
 
     if len(rows) > MAX_SWEEP_ROWS:
         raise ValueError(f"{len(rows)} rows is more than the limit of {MAX_SWEEP_ROWS}.")
