@@ -291,6 +291,11 @@ def add_commands(sub: Any) -> None:
         system_option(p)
         penalty_option(p)
 
+    def strengths_reference_out(p: argparse.ArgumentParser, default: list[float], help: str) -> None:
+        p.add_argument("--strengths", nargs="+", type=float, default=default, metavar="S", help=help)
+        p.add_argument("--reference", help="an independent model to score perplexity with too")
+        p.add_argument("--out", default="eval-results", help="report folder")
+
     poles = eval_sub.add_parser(
         "poles",
         help="share of replies reading as each pole, fluency against asking for the pole, "
@@ -312,16 +317,11 @@ def add_commands(sub: Any) -> None:
         help="re-read the replies of a saved poles.json with the current judges (after editing a "
         "lexicon) instead of generating; writes the report to --out",
     )
-    poles.add_argument(
-        "--strengths",
-        nargs="+",
-        type=float,
-        default=[-1.0, 1.0],
-        metavar="S",
-        help="non-zero strengths to steer each dimension at (unsteered replies are always included)",
+    strengths_reference_out(
+        poles,
+        [-1.0, 1.0],
+        "non-zero strengths to steer each dimension at (unsteered replies are always included)",
     )
-    poles.add_argument("--reference", help="an independent model to score perplexity with too")
-    poles.add_argument("--out", default="eval-results", help="report folder")
     poles.set_defaults(func=cmd_eval_poles)
 
     sweep = eval_sub.add_parser(
@@ -330,16 +330,11 @@ def add_commands(sub: Any) -> None:
     eval_common(sweep, prompts=20, max_tokens=48)
     sweep.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG plots")
     sweep.add_argument("--dimension", required=True, help="a dimension, a comma list, or 'all'")
-    sweep.add_argument(
-        "--strengths",
-        nargs="+",
-        type=float,
-        default=[-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0],
-        metavar="S",
-        help="strengths to sweep, including 0, e.g. --strengths -1 -0.5 0 0.5 1",
+    strengths_reference_out(
+        sweep,
+        [-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.0],
+        "strengths to sweep, including 0, e.g. --strengths -1 -0.5 0 0.5 1",
     )
-    sweep.add_argument("--reference", help="an independent model to score perplexity with too")
-    sweep.add_argument("--out", default="eval-results", help="report folder")
     sweep.set_defaults(func=cmd_eval_sweep)
 
     calibrate = eval_sub.add_parser(
