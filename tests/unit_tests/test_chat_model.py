@@ -6,19 +6,9 @@ import threading
 import pytest
 from helpers import hook_count, random_vector
 from langchain_core.messages import AIMessage, HumanMessage
-from tiny_models import tiny_model, tiny_tokenizer
 
 from langchain_steer import SteeredChatModel
-from langchain_steer.models import clear_model_cache, load_model, model_lock
-
-
-@pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-chat")
-    tiny_model("llama", seed=3).save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)
-    yield str(folder)
-    clear_model_cache()
+from langchain_steer.models import load_model, model_lock
 
 
 @pytest.fixture(scope="module")

@@ -9,25 +9,15 @@ from pathlib import Path
 
 import pytest
 from helpers import hook_count, random_vector
-from tiny_models import tiny_model, tiny_tokenizer
 
 from langchain_steer import SteeredChatModel
 from langchain_steer.batching import GenerationRequest
-from langchain_steer.models import clear_model_cache, load_model
+from langchain_steer.models import load_model
 from langchain_steer.scheduler import MicroBatcher, QueueFullError
 
 STEERINGS = [
     {"cost": c / 4, "age": a / 2} for c in range(-4, 5, 2) for a in (-1, 0, 1)
 ]  # 15 settings
-
-
-@pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-batch")
-    tiny_model("llama", seed=5).save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)
-    yield str(folder)
-    clear_model_cache()
 
 
 @pytest.fixture(scope="module")
