@@ -27,6 +27,7 @@ def test_chat_prints_a_steered_reply(tiny_setup, capsys):
     assert main(args) == 0
     plain = capsys.readouterr().out
     assert steered.strip() and plain.strip()
+    assert steered != plain  # the vector really steered the reply
 
 
 def test_chat_rejects_bad_steering(tiny_setup):
