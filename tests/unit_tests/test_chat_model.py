@@ -1,10 +1,9 @@
 """SteeredChatModel mechanics on a tiny random Llama (greedy decoding of random weights)."""
 
 import asyncio
-import threading
 
 import pytest
-from helpers import hook_count, random_vector
+from helpers import hook_count, random_vector, run_in_threads
 from langchain_core.messages import AIMessage, HumanMessage
 
 from langchain_steer import SteeredChatModel
@@ -186,11 +185,7 @@ def test_threads_get_their_solo_outputs(llm):
     def run(i):
         results[i] = llm.invoke("hello", steering=strengths[i]).content
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(run, 16)
     assert results == solo
     assert len(set(solo)) > 1
 

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from helpers import hook_count, random_vector
+from helpers import hook_count, random_vector, run_in_threads
 
 from langchain_steer import SteeredChatModel
 from langchain_steer.batching import GenerationRequest
@@ -94,11 +94,7 @@ def test_threads_share_batches(tiny_path, vectors, solo):
     def run(i):
         results[i] = llm.invoke("thread", steering=STEERINGS[i]).content
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(run, 12)
     assert results == [solo("thread", s) for s in STEERINGS[:12]]
     assert _stats(llm).largest_batch > 1
 
