@@ -3,8 +3,6 @@
 * :mod:`~langchain_steer.eval.judge`: the pole judge (negative, positive or neither, per reply).
 * :mod:`~langchain_steer.eval.pole_eval`: steered replies to everyday requests, judged by every dimension,
   with fluency against the prompted-pole baseline and the cross-effect matrix.
-* :mod:`~langchain_steer.eval.replies`: generate and score replies (judged, degeneration, perplexity); the
-  prompted-pole baseline.
 * :mod:`~langchain_steer.eval.range_calibration`: set a vector's ranges from generated text.
 * :mod:`~langchain_steer.eval.fluency`: perplexity under a scoring model; the vocabulary of the non-word
   check.
@@ -31,14 +29,19 @@ from langchain_steer.eval.metrics import (
     repeated_ngram_rate,
     spearman,
 )
-from langchain_steer.eval.pole_eval import PoleEvaluation, evaluate_poles
+from langchain_steer.eval.pole_eval import (
+    Baseline,
+    PoleEvaluation,
+    Reply,
+    evaluate_poles,
+    prompted_baseline,
+)
 from langchain_steer.eval.range_calibration import (
     DEFAULT_FRACTIONS,
     RangeCalibration,
     calibrate_range,
     choose_norm,
 )
-from langchain_steer.eval.replies import Baseline, Reply, prompted_baseline
 from langchain_steer.eval.report import (
     write_calibration_report,
     write_diagnostics,

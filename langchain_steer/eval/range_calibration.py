@@ -10,7 +10,7 @@ layer (so one grid suits models whose activations differ in scale by orders of m
 largest norm such that at every grid norm up to it**:
 
 1. **fluency**: the replies' perplexity under the unsteered model is at most ``max_ratio`` (1.3) times the
-   prompted-pole baseline's (:mod:`langchain_steer.eval.replies`: replies that ask for the same pole, so
+   prompted-pole baseline's (:mod:`langchain_steer.eval.pole_eval`: replies that ask for the same pole, so
    the pole's own words are not charged to the steering), and, when a reference model is given, the same
    holds under it with ``max_reference_ratio``;
 2. **no degeneration**: at most ``max_degenerate`` (5 %) of the replies loop, invent words, switch script or
@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_steer.eval.judge import PoleJudge
-from langchain_steer.eval.replies import (
+from langchain_steer.eval.pole_eval import (
     Baseline,
     Scorer,
     generate_replies,

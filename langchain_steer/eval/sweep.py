@@ -39,7 +39,7 @@ from langchain_steer.eval.metrics import (
     relative_similarity,
     spearman,
 )
-from langchain_steer.eval.replies import generate_replies
+from langchain_steer.eval.pole_eval import generate_replies
 from langchain_steer.hooks import MAX_STRENGTH
 from langchain_steer.vectors import SteeringVector
 

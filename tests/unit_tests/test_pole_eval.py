@@ -8,8 +8,7 @@ from helpers import hook_count, random_vector
 
 from langchain_steer import SteeringVector
 from langchain_steer.eval.judge import PoleJudge
-from langchain_steer.eval.pole_eval import PoleEvaluation, evaluate_poles
-from langchain_steer.eval.replies import Reply, generate_replies
+from langchain_steer.eval.pole_eval import PoleEvaluation, Reply, evaluate_poles, generate_replies
 from langchain_steer.eval.report import poles_markdown, write_pole_report
 
 JUDGES = {
