@@ -38,13 +38,13 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from langchain_steer import SteeredChatModel
 from langchain_steer.agent import AgentContext, build_preference_agent
-from langchain_steer.agent.encoder import embed
 from langchain_steer.dimensions import (
     DIMENSIONS,
     PLANNER_SYSTEM_PROMPT,
     builtin_vectors,
     load_dimension,
 )
+from langchain_steer.embeddings import embed
 from langchain_steer.eval import (
     PoleCorpus,
     ReplySettings,

@@ -8,9 +8,9 @@ Public API::
 from importlib.metadata import PackageNotFoundError, version
 
 from langchain_steer.chat_model import SteeredChatModel
-from langchain_steer.dimensions import DIMENSIONS, builtin_vectors, load_dimension
+from langchain_steer.dimensions import DIMENSIONS, Example, builtin_vectors, load_dimension
 from langchain_steer.eval.range_calibration import calibrate_range
-from langchain_steer.extract import Example, extract_vector
+from langchain_steer.extract import extract_vector
 from langchain_steer.hooks import MAX_STRENGTH, SteeringHandle, apply_steering, steer
 from langchain_steer.layers import find_layers
 from langchain_steer.models import load_model

@@ -19,15 +19,14 @@ Every step is recorded in the vector's ``extra["disentangle"]`` list.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from langchain_steer.extract import Example, collect_activations
+from langchain_steer.dimensions import writing_system_examples
+from langchain_steer.extract import collect_activations
 from langchain_steer.vectors import SteeringVector
 
 __all__ = ["counter_steer", "orthogonalize", "writing_system_direction"]
@@ -183,14 +182,7 @@ def writing_system_direction(
         progress: show a progress bar.
         layer_path: explicit path to the decoder blocks.
     """
-    text = (
-        resources.files("langchain_steer.dimensions")
-        .joinpath("data", "writing_systems.json")
-        .read_text("utf-8")
-    )
-    data = json.loads(text)
-    english = [Example(data["request"], p["english"]) for p in data["pairs"]]
-    other = [Example(data["request"], p["other"]) for p in data["pairs"]]
+    english, other = writing_system_examples()
     common: dict[str, Any] = {"system": system, "progress": progress, "layer_path": layer_path}
     difference = collect_activations(model, tokenizer, other, **common).mean(
         1

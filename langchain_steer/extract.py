@@ -34,15 +34,17 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from langchain_steer.dimensions.examples import Example
 from langchain_steer.layers import find_layers, hidden_size, resolve_layer_indices
 from langchain_steer.models import model_lock
+from langchain_steer.tensors import chunked, model_device, pad_right
 from langchain_steer.vectors import SteeringVector
 
 logger = logging.getLogger(__name__)
@@ -50,7 +52,6 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_BAND",
     "Anchor",
-    "Example",
     "Method",
     "collect_activations",
     "examples_hash",
@@ -58,7 +59,6 @@ __all__ = [
     "layer_band",
     "probe_accuracies",
     "render_example",
-    "split_pairs",
 ]
 
 Method = Literal["pole_mean", "mean_diff", "pca", "probe"]
@@ -67,14 +67,6 @@ MIN_EXAMPLES_PER_POLE = 8
 MAX_IMBALANCE = 2.0
 DEFAULT_BAND: tuple[float, float] = (0.55, 0.8)
 """Depth band steered by default, as fractions of the layer count (layers 16 to 24 of the demo model's 30)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Example:
-    """A user request and an assistant reply written at one pole of a preference."""
-
-    prompt: str
-    response: str
 
 
 def examples_hash(negative: Sequence[Example], positive: Sequence[Example]) -> str:
@@ -115,27 +107,6 @@ def render_example(
     if start >= len(full_ids):
         raise ValueError(f"Example reply is empty after tokenisation: {example!r}")
     return list(full_ids), start
-
-
-def chunked(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def pad_right(
-    tokenizer: Any, rows: Sequence[list[int]], device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):  # right padding: positions stay those of the unpadded text
-        ids[i, : len(row)] = torch.tensor(row)
-        mask[i, : len(row)] = 1
-    return ids.to(device), mask.to(device)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 @torch.no_grad()
@@ -495,12 +466,3 @@ def _separation(neg: torch.Tensor, pos: torch.Tensor) -> list[float]:
         + (neg - neg.mean(1, keepdim=True)).norm(dim=-1).mean(1)
     )
     return (gap / spread.clamp_min(1e-12)).tolist()
-
-
-def split_pairs(
-    pairs: Sequence[Mapping[str, str]],
-) -> tuple[list[Example], list[Example]]:
-    """Turn ``{"prompt", "negative", "positive"}`` records into negative and positive examples."""
-    negative = [Example(p["prompt"], p["negative"]) for p in pairs]
-    positive = [Example(p["prompt"], p["positive"]) for p in pairs]
-    return negative, positive

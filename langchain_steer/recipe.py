@@ -19,22 +19,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
 
+from langchain_steer.dimensions.examples import Dimension, Example, read_examples
 from langchain_steer.disentangle import counter_steer, orthogonalize, writing_system_direction
 from langchain_steer.eval.judge import PoleJudge
 from langchain_steer.eval.range_calibration import DEFAULT_FRACTIONS, calibrate_range
 from langchain_steer.eval.settings import ReplySettings
-from langchain_steer.extract import (
-    DEFAULT_BAND,
-    Example,
-    Method,
-    collect_activations,
-    extract_vector,
-)
+from langchain_steer.extract import DEFAULT_BAND, Method, collect_activations, extract_vector
 from langchain_steer.vectors import SteeringVector
 
 logger = logging.getLogger(__name__)
@@ -88,6 +84,42 @@ class DimensionSpec:
             positive=positive,
             judge=PoleJudge.for_dimension(name),
             instructions=dimension.pole_prompts,
+        )
+
+
+    @classmethod
+    def from_examples(
+        cls, source: str | os.PathLike[str] | Dimension, name: str | None = None
+    ) -> DimensionSpec:
+        """A custom dimension from an examples file (the built-in dimension format, ``docs/engine.md``).
+
+        Its ``train`` pairs are extracted from. The judge reads the file's ``pole_words``, or a lexicon
+        derived from the training replies (:meth:`PoleJudge.from_examples`) when it has none; without
+        ``pole_prompts`` the spec has no instructions, so its range cannot be calibrated.
+
+        Args:
+            source: the file, or a :class:`~langchain_steer.dimensions.Dimension` already read from one.
+            name: the name to store (default: the file's ``name``, else its stem).
+
+        Raises:
+            FileNotFoundError: no file at ``source``.
+            ValueError: the file is not in the format (see :func:`~langchain_steer.dimensions.read_examples`).
+        """
+        dimension = read_examples(source, name=name) if not isinstance(source, Dimension) else source
+        negative, positive = dimension.examples("train")
+        words = dimension.pole_words
+        judge = (
+            PoleJudge(dimension.name, dimension.poles, {k: tuple(v) for k, v in words.items()})
+            if words
+            else PoleJudge.from_examples(
+                [e.response for e in negative],
+                [e.response for e in positive],
+                dimension=dimension.name,
+                poles=dimension.poles,
+            )
+        )
+        return cls(
+            dimension.name, dimension.poles, negative, positive, judge, dimension.pole_prompts or None
         )
 
 

@@ -31,8 +31,8 @@ from typing import Any
 
 import torch
 
-from langchain_steer.agent.encoder import embed
 from langchain_steer.dimensions import DIMENSIONS
+from langchain_steer.embeddings import embed
 
 __all__ = [
     "ClassifierWeights",

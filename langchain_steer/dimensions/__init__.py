@@ -22,30 +22,30 @@ culture    Asian                American
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
-from langchain_steer.extract import Example
+from langchain_steer.dimensions.examples import Dimension, Example, Split, read_examples
 from langchain_steer.vectors import SteeringVector
 
 __all__ = [
     "DIMENSIONS",
     "PLANNER_SYSTEM_PROMPT",
     "Dimension",
+    "Example",
     "NoBuiltinVectorsError",
     "builtin_vectors",
     "everyday_requests",
     "load_dimension",
+    "read_examples",
     "reference_examples",
+    "writing_system_examples",
 ]
 
 DIMENSIONS: tuple[str, ...] = ("cost", "ambiance", "age", "time", "culture")
 """Names of the built-in dimensions, in the paper's order."""
-
-Split = Literal["train", "test", "all"]
 
 
 @cache
@@ -83,49 +83,6 @@ def everyday_requests(split: Literal["dev", "test", "confirm", "final"]) -> list
     return list(_requests()[split])
 
 
-@dataclasses.dataclass(frozen=True)
-class Dimension:
-    """A built-in preference dimension and its contrastive data.
-
-    Attributes:
-        name: e.g. ``"cost"``.
-        negative: name of the pole at strength -1, e.g. ``"budget"``.
-        positive: name of the pole at strength +1, e.g. ``"luxury"``.
-        description: one sentence.
-        demo_prompt: the neutral request ``langchain-steer demo`` answers.
-        pole_words: ``{"negative": [...], "positive": [...]}`` words and phrases that mark each pole: the
-            lexicon of :class:`langchain_steer.eval.judge.PoleJudge`.
-        eval_prompts: topical requests for the embedding-effect sweeps (``eval sweep``).
-        pairs: ``{"task", "prompt", "negative", "positive", "split"}`` records.
-        pole_prompts: ``{"negative": ..., "positive": ...}``: what a user says to ask for each pole
-            ("I'm on a tight budget, ..."), prepended to a request for the prompted-pole baseline.
-        pole_descriptions: ``{"negative": [...], "positive": [...]}`` sentences describing each pole.
-    """
-
-    name: str
-    negative: str
-    positive: str
-    description: str
-    demo_prompt: str
-    pole_words: dict[str, list[str]]
-    eval_prompts: list[str]
-    pairs: list[dict[str, str]]
-    pole_prompts: dict[str, str]
-    pole_descriptions: dict[str, list[str]]
-
-    @property
-    def poles(self) -> tuple[str, str]:
-        """``(negative, positive)``."""
-        return (self.negative, self.positive)
-
-    def examples(self, split: Split = "train") -> tuple[list[Example], list[Example]]:
-        """Return ``(negative examples, positive examples)`` of a split."""
-        chosen = [p for p in self.pairs if split == "all" or p["split"] == split]
-        negative = [Example(p["prompt"], p["negative"]) for p in chosen]
-        positive = [Example(p["prompt"], p["positive"]) for p in chosen]
-        return negative, positive
-
-
 @cache
 def load_dimension(name: str) -> Dimension:
     """Load a built-in dimension's data.
@@ -137,19 +94,16 @@ def load_dimension(name: str) -> Dimension:
         raise ValueError(
             f"Unknown dimension {name!r}; built-in dimensions: {', '.join(DIMENSIONS)}."
         )
-    text = resources.files(__package__).joinpath("data", f"{name}.json").read_text("utf-8")
-    raw = json.loads(text)
-    return Dimension(
-        name=raw["name"],
-        negative=raw["negative"],
-        positive=raw["positive"],
-        description=raw["description"],
-        demo_prompt=raw["demo_prompt"],
-        pole_words=raw["pole_words"],
-        eval_prompts=raw["eval_prompts"],
-        pairs=raw["examples"],
-        pole_prompts=raw["pole_prompts"],
-        pole_descriptions=raw["pole_descriptions"],
+    return read_examples(resources.files(__package__).joinpath("data", f"{name}.json"))
+
+
+def writing_system_examples() -> tuple[list[Example], list[Example]]:
+    """``(English replies, the same replies in Japanese or Chinese script)``, all to one request.
+
+    The data of :func:`langchain_steer.disentangle.writing_system_direction` (``data/writing_systems.json``).
+    """
+    return read_examples(resources.files(__package__).joinpath("data", "writing_systems.json")).examples(
+        "all"
     )
 
 

@@ -21,10 +21,12 @@ from typing import Any
 
 import torch
 
-from langchain_steer.extract import Example, collect_activations, probe_accuracies
+from langchain_steer.dimensions.examples import Example
+from langchain_steer.extract import collect_activations, probe_accuracies
 from langchain_steer.generate import apply_chat_template, encode_prompts
 from langchain_steer.layers import find_layers
 from langchain_steer.models import model_lock
+from langchain_steer.tensors import model_device
 from langchain_steer.vectors import SteeringVector
 
 __all__ = [
@@ -69,7 +71,7 @@ def residual_norms(
 
         return hook
 
-    device = next(model.parameters()).device
+    device = model_device(model)
     for prompt in prompts:
         chat = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": prompt}

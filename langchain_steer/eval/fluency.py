@@ -18,9 +18,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from langchain_steer.dimensions.examples import Example
 from langchain_steer.eval.settings import ReplySettings
-from langchain_steer.extract import Example, chunked, model_device, pad_right, render_example
+from langchain_steer.extract import render_example
 from langchain_steer.models import model_lock
+from langchain_steer.tensors import chunked, model_device, pad_right
 
 __all__ = ["MeanNlls", "english_vocabulary", "mean_reply_nlls", "reply_token_nlls"]
 
@@ -114,7 +116,7 @@ def english_vocabulary() -> frozenset[str]:
                 ) from error
             from transformers import AutoTokenizer
 
-            from langchain_steer.agent.encoder import encoder_path
+            from langchain_steer.embeddings import encoder_path
 
             words = set(get_english_words_set(["web2", "gcide"], lower=True, alpha=True))
             vocab = AutoTokenizer.from_pretrained(encoder_path()).get_vocab()

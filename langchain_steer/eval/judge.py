@@ -52,7 +52,7 @@ _STOP = frozenset(
 
 def embed_statements(texts: Sequence[str]) -> torch.Tensor:
     """MiniLM embeddings of each text's :func:`statements` (the whole text when nothing is left)."""
-    from langchain_steer.agent.encoder import embed
+    from langchain_steer.embeddings import embed
 
     return embed([statements(t) or t for t in texts])
 
@@ -251,7 +251,7 @@ class PoleJudge:
         Raises:
             ValueError: the judge has neither descriptions nor a corpus.
         """
-        from langchain_steer.agent.encoder import embed
+        from langchain_steer.embeddings import embed
 
         refs = {
             side: [*self.descriptions.get(side, ()), *self.corpus.get(side, ())]

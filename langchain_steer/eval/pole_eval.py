@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from langchain_steer.dimensions.examples import Example
 from langchain_steer.eval.fluency import english_vocabulary, mean_reply_nlls
 from langchain_steer.eval.judge import PoleJudge, embed_statements
 from langchain_steer.eval.metrics import degeneration
@@ -40,8 +41,8 @@ from langchain_steer.eval.pole_results import (
     geometric_ppl,
 )
 from langchain_steer.eval.settings import ReplySettings
-from langchain_steer.extract import Example
 from langchain_steer.generate import generate_batch
+from langchain_steer.tensors import chunked
 from langchain_steer.vectors import SteeringVector
 
 __all__ = [
@@ -91,7 +92,7 @@ def generate_replies(
     if len(rows) > MAX_ROWS:
         raise ValueError(f"{len(rows)} replies is more than the limit of {MAX_ROWS}.")
     order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
-    chunks = [order[i : i + s.batch_size] for i in range(0, len(order), s.batch_size)]
+    chunks = chunked(order, s.batch_size)
     texts: dict[int, str] = {}
     for chunk in tqdm(chunks, desc=desc, disable=not s.progress, leave=False):
         replies = generate_batch(

@@ -50,6 +50,7 @@ __all__ = [
     "calibrate_range",
     "choose_norm",
     "median_residual_norm",
+    "redecide_range",
 ]
 
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.05)
@@ -129,6 +130,47 @@ def choose_norm(
         if not reasons and not blocked:
             best = float(check["norm"])
     return best, failed, stopped
+
+
+def redecide_range(
+    vector: SteeringVector,
+    saved: Mapping[str, Any],
+    *,
+    max_ratio: float = 1.3,
+    max_degenerate: float = 0.05,
+    tolerance: float = 0.1,
+) -> SteeringVector:
+    """Set ``vector``'s ranges again from the grid checks a calibration report saved, without generating.
+
+    ``saved`` is a ``<dimension>_calibration.json`` that
+    :func:`~langchain_steer.eval.report.write_calibration_report` wrote. Each side's norm is chosen
+    anew with :func:`choose_norm` under the given limits; the new calibration details record them, with
+    ``"re_decided": True``.
+
+    Raises:
+        ValueError: ``saved`` is not such a report, or no saved grid norm qualifies on a side.
+    """
+    ranges = {}
+    try:
+        for side in SIDES:
+            norm, _, stopped = choose_norm(
+                saved["checks"][side],
+                max_ratio=max_ratio,
+                max_degenerate=max_degenerate,
+                tolerance=tolerance,
+            )
+            if norm == 0:
+                raise ValueError(f"no saved grid norm qualifies on the {side} side ({stopped})")
+            ranges[side] = norm
+        details = {**saved["details"], "max_ratio": max_ratio, "re_decided": True}
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"not a saved calibration report (missing or malformed: {error})") from error
+    return dataclasses.replace(
+        vector,
+        functional_range=ranges["positive"],
+        negative_range=ranges["negative"],
+        extra={**vector.extra, "calibration": details},
+    )
 
 
 def calibrate_range(

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from langchain_steer.dimensions import Example
 from langchain_steer.eval.fluency import mean_reply_nlls
 from langchain_steer.eval.metrics import (
     bootstrap_ci,
@@ -49,7 +50,6 @@ from langchain_steer.eval.sweep_results import (
     StrengthSummary,
     SweepResult,
 )
-from langchain_steer.extract import Example
 from langchain_steer.hooks import MAX_STRENGTH
 from langchain_steer.vectors import SteeringVector
 
@@ -117,7 +117,7 @@ def generate_and_score(
     Raises:
         ValueError: bad sizes, an unknown dimension, or a strength out of range.
     """
-    from langchain_steer.agent.encoder import embed
+    from langchain_steer.embeddings import embed
 
     if len(rows) > MAX_SWEEP_ROWS:
         raise ValueError(f"{len(rows)} rows is more than the limit of {MAX_SWEEP_ROWS}.")

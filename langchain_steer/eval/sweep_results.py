@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from langchain_steer.dimensions import load_dimension
+from langchain_steer.dimensions import Dimension, load_dimension
 
 __all__ = ["Generation", "PoleCorpus", "Scale", "StrengthSummary", "SweepResult"]
 
@@ -39,10 +39,16 @@ class PoleCorpus:
 
     @classmethod
     def from_dimension(
-        cls, name: str, split: Literal["train", "test", "all"] = "test"
+        cls, dimension: str | Dimension, split: Literal["train", "test", "all", "held_out"] = "test"
     ) -> PoleCorpus:
-        """The replies of a built-in dimension's ``split``; ``test`` is held out from extraction."""
-        negative, positive = load_dimension(name).examples(split)
+        """The replies of a dimension's ``split``; ``test`` is held out from extraction.
+
+        ``dimension`` is a built-in dimension's name or a parsed examples file
+        (:func:`~langchain_steer.dimensions.read_examples`). ``"held_out"`` is ``test``, or every reply
+        of a file that has no ``test`` split.
+        """
+        data = load_dimension(dimension) if isinstance(dimension, str) else dimension
+        negative, positive = data.held_out() if split == "held_out" else data.examples(split)
         return cls(tuple(e.response for e in negative), tuple(e.response for e in positive))
 
 

@@ -1,3 +1,5 @@
+import threading
+
 import torch
 
 from langchain_steer import SteeringVector
@@ -26,3 +28,12 @@ def hook_count(model):
 
 def all_layers(model):
     return tuple(range(len(find_layers(model))))
+
+
+def run_in_threads(target, count, timeout=None):
+    """Run ``target(i)`` for i in range(count), each in its own thread, all started before any is joined."""
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)

@@ -1,24 +1,13 @@
 """SteeredChatModel mechanics on a tiny random Llama (greedy decoding of random weights)."""
 
 import asyncio
-import threading
 
 import pytest
-from helpers import hook_count, random_vector
+from helpers import hook_count, random_vector, run_in_threads
 from langchain_core.messages import AIMessage, HumanMessage
-from tiny_models import tiny_model, tiny_tokenizer
 
 from langchain_steer import SteeredChatModel
-from langchain_steer.models import clear_model_cache, load_model, model_lock
-
-
-@pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-chat")
-    tiny_model("llama", seed=3).save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)
-    yield str(folder)
-    clear_model_cache()
+from langchain_steer.models import load_model, model_lock
 
 
 @pytest.fixture(scope="module")
@@ -196,11 +185,7 @@ def test_threads_get_their_solo_outputs(llm):
     def run(i):
         results[i] = llm.invoke("hello", steering=strengths[i]).content
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads(run, 16)
     assert results == solo
     assert len(set(solo)) > 1
 

@@ -27,6 +27,7 @@ def test_chat_prints_a_steered_reply(tiny_setup, capsys):
     assert main(args) == 0
     plain = capsys.readouterr().out
     assert steered.strip() and plain.strip()
+    assert steered != plain  # the vector really steered the reply
 
 
 def test_chat_rejects_bad_steering(tiny_setup):
@@ -150,3 +151,20 @@ def test_agent_rejects_bad_settings(tiny_setup, tmp_path, monkeypatch):
     folder, vectors = tiny_setup
     with pytest.raises(SystemExit, match="2 to 4 rounds"):
         _agent(folder, vectors, tmp_path, monkeypatch, [], "--mode", "calibrate", "--rounds", "7")
+
+
+def test_a_bad_examples_file_is_an_error_naming_the_file_and_the_entry(tiny_setup, tmp_path):
+    import json
+
+    folder, vectors = tiny_setup
+    source = tmp_path / "bad.json"
+    pairs = [{"prompt": "a", "negative": "b", "positive": "c"}, {"prompt": "a", "negative": "b"}]
+    source.write_text(json.dumps({"examples": pairs}))
+    base = ["--model", str(folder), "--examples", str(source)]
+    with pytest.raises(SystemExit, match=r"bad\.json: examples\[1\]: 'positive' is missing"):
+        main(["extract", *base, "--out", str(tmp_path / "out.safetensors")])
+    sweep = ["eval", "sweep", *base, "--vectors", str(vectors), "--dimension", "cost", "--no-plots"]
+    with pytest.raises(SystemExit, match=r"bad\.json: examples\[1\]: 'positive' is missing"):
+        main(sweep)
+    with pytest.raises(SystemExit, match=r"No examples file at .*missing\.json"):
+        main(["extract", "--model", str(folder), "--examples", str(tmp_path / "missing.json"), "--out", "x"])

@@ -1,8 +1,16 @@
+import json
 import re
+from importlib import resources
 
 import pytest
 
-from langchain_steer.dimensions import DIMENSIONS, load_dimension
+from langchain_steer.dimensions import (
+    DIMENSIONS,
+    Example,
+    load_dimension,
+    read_examples,
+    writing_system_examples,
+)
 
 POLES = {
     "cost": ("budget", "luxury"),
@@ -73,3 +81,94 @@ def test_builtin_vectors_only_for_shipped_names(tmp_path):
     for name in (str(tmp_path), "../demo", "gpt2"):
         with pytest.raises(ValueError, match="No built-in vectors ship"):
             builtin_vectors(name)
+
+
+def _write(tmp_path, content, name="mine.json"):
+    path = tmp_path / name
+    path.write_text(content if isinstance(content, str) else json.dumps(content), "utf-8")
+    return path
+
+
+def test_read_examples_parses_a_custom_file_with_defaults(tmp_path):
+    pairs = [{"prompt": f"p{i}", "negative": f"lo {i}", "positive": f"hi {i}"} for i in range(4)]
+    dim = read_examples(_write(tmp_path, {"negative": "calm", "examples": pairs}))
+    assert dim.name == "mine" and dim.poles == ("calm", "positive")
+    assert [p["split"] for p in dim.pairs] == ["train"] * 4  # the default split
+    negative, positive = dim.examples("train")
+    assert negative[1] == Example("p1", "lo 1") and positive[3] == Example("p3", "hi 3")
+    assert dim.pole_prompts == {} and dim.pole_words == {} and dim.eval_prompts == []
+    # No test split: every pair is held out, and the sweep uses their requests, evenly spaced.
+    assert dim.held_out() == dim.examples("all") and dim.sweep_prompts(2) == ["p0", "p2"]
+    assert read_examples({"examples": pairs}, name="other").name == "other"
+
+
+def test_read_examples_reads_the_builtin_format():
+    dim = load_dimension("cost")
+    assert dim == read_examples(
+        resources.files("langchain_steer.dimensions") / "data" / "cost.json"
+    )
+    assert dim.held_out() == dim.examples("test")
+    assert len(dim.sweep_prompts(8)) == 8 and set(dim.sweep_prompts(8)) <= set(dim.eval_prompts)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", r"mine\.json is not valid JSON"),
+        ({"examples": []}, r"mine\.json is not an examples file: it needs a non-empty 'examples'"),
+        ({"pairs": []}, r"mine\.json is not an examples file"),
+        (
+            {
+                "examples": [
+                    {"prompt": "a", "negative": "b", "positive": "c"},
+                    {"prompt": "a", "negative": "b"},
+                ]
+            },
+            r"mine\.json: examples\[1\]: 'positive' is missing",
+        ),
+        (
+            {"examples": [{"prompt": "a", "negative": 3, "positive": "c"}]},
+            r"examples\[0\]: 'negative' is int, not text",
+        ),
+        ({"examples": ["text"]}, r"examples\[0\] is 'text', not a"),
+        (
+            {"examples": [{"prompt": "a", "negative": "b", "positive": "c", "split": "dev"}]},
+            r"examples\[0\]: 'split' is 'dev'; use 'train'",
+        ),
+        (
+            {
+                "examples": [{"prompt": "a", "negative": "b", "positive": "c"}],
+                "pole_prompts": {"negative": "x"},
+            },
+            r"mine\.json: 'pole_prompts' must be \{'negative': \.\.\., 'positive': \.\.\.\}",
+        ),
+        (
+            {
+                "examples": [{"prompt": "a", "negative": "b", "positive": "c"}],
+                "eval_prompts": "one",
+            },
+            r"'eval_prompts' must be a list of strings",
+        ),
+    ],
+)
+def test_read_examples_errors_name_the_file_and_the_entry(tmp_path, content, message):
+    with pytest.raises(ValueError, match=message):
+        read_examples(_write(tmp_path, content))
+
+
+def test_read_examples_missing_file_and_unknown_keys(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No examples file at .*nothing.json"):
+        read_examples(tmp_path / "nothing.json")
+    pairs = [{"prompt": "a", "negative": "b", "positive": "c"}]
+    with pytest.warns(UserWarning, match=r"unknown keys \['pole_word'\] are ignored"):
+        read_examples(_write(tmp_path, {"examples": pairs, "pole_word": {}}))
+
+
+def test_writing_system_examples_pair_english_with_another_script():
+    english, other = writing_system_examples()
+    assert len(english) == len(other) == 16
+    assert all(e.prompt == o.prompt for e, o in zip(english, other, strict=True))
+    assert all(
+        e.response.isascii() and not o.response.isascii()
+        for e, o in zip(english, other, strict=True)
+    )

@@ -118,3 +118,21 @@ def test_median_residual_norm_reads_what_extraction_recorded(llama):
         vector.directions, extra={"residual_norm": {"0": 3.0, "1": 5.0, "2": 4.0}}
     )
     assert median_residual_norm(recorded) == 4.0
+
+
+def test_redecide_range_rereads_saved_checks_under_new_limits(llama):
+    from langchain_steer.eval.range_calibration import redecide_range
+
+    vector = random_vector(llama)
+    checks = [check(0.01, 0.2, 1.1), check(0.02, 0.5, 1.3), check(0.03, 0.7, 1.6)]
+    saved = {"checks": {"negative": checks[:2], "positive": checks}, "details": {"grid": "g"}}
+    strict = redecide_range(vector, saved, max_ratio=1.2)
+    assert strict.functional_range == 1.0 and strict.negative_side[1] == 1.0
+    loose = redecide_range(vector, saved, max_ratio=1.7)
+    assert loose.functional_range == 3.0 and loose.negative_side[1] == 2.0
+    assert loose.extra["calibration"] == {"grid": "g", "max_ratio": 1.7, "re_decided": True}
+    assert vector.functional_range == 4.0  # value semantics: the input is unchanged
+    with pytest.raises(ValueError, match="no saved grid norm qualifies on the negative side"):
+        redecide_range(vector, saved, max_ratio=1.0)
+    with pytest.raises(ValueError, match="not a saved calibration report"):
+        redecide_range(vector, {"checks": {}})

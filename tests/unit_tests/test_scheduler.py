@@ -8,26 +8,16 @@ import threading
 from pathlib import Path
 
 import pytest
-from helpers import hook_count, random_vector
-from tiny_models import tiny_model, tiny_tokenizer
+from helpers import hook_count, random_vector, run_in_threads
 
 from langchain_steer import SteeredChatModel
 from langchain_steer.batching import GenerationRequest
-from langchain_steer.models import clear_model_cache, load_model
+from langchain_steer.models import load_model
 from langchain_steer.scheduler import MicroBatcher, QueueFullError
 
 STEERINGS = [
     {"cost": c / 4, "age": a / 2} for c in range(-4, 5, 2) for a in (-1, 0, 1)
 ]  # 15 settings
-
-
-@pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-batch")
-    tiny_model("llama", seed=5).save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)
-    yield str(folder)
-    clear_model_cache()
 
 
 @pytest.fixture(scope="module")
@@ -104,11 +94,7 @@ def test_threads_share_batches(tiny_path, vectors, solo):
     def run(i):
         results[i] = llm.invoke("thread", steering=STEERINGS[i]).content
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(run, 12)
     assert results == [solo("thread", s) for s in STEERINGS[:12]]
     assert _stats(llm).largest_batch > 1
 

