@@ -318,6 +318,10 @@ class SteeredChatModel(BaseChatModel):
     positions: Positions = "all"
     """Which positions steering touches: ``"all"`` (prompt and reply) or ``"generated"`` (reply only)."""
 
+    allow_foreign_vectors: bool = False
+    """Use vectors whose passport names another model, tokenizer or chat template, with a warning, instead
+    of refusing them (:class:`~langchain_steer.passport.ForeignVectorError`)."""
+
     layer_path: str | None = None
     """Dotted path to the model's list of decoder blocks (e.g. ``"model.layers"``), for architectures
     whose layers are not found automatically; ``None`` finds them
@@ -639,7 +643,9 @@ class SteeredChatModel(BaseChatModel):
         model, tokenizer, vectors = self._load()
         strengths = self._strengths(kwargs.get("steering"), vectors)
         for name in strengths:
-            vectors[name].validate_for(model, layer_path=self.layer_path)
+            vectors[name].validate_for(
+                model, self.layer_path, tokenizer, allow_foreign=self.allow_foreign_vectors
+            )
         if tools and choice != "none":
             messages = [SystemMessage(tool_prompt(tools)), *messages]
         prompt = render_prompt(tokenizer, messages)

@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 from langchain_steer.dimensions.examples import Example
 from langchain_steer.layers import find_layers, hidden_size, resolve_layer_indices
 from langchain_steer.models import model_lock
+from langchain_steer.passport import Passport
 from langchain_steer.tensors import chunked, model_device, pad_right
 from langchain_steer.vectors import SteeringVector
 
@@ -448,6 +449,7 @@ def extract_vector(
         poles=poles,
         functional_range=functional_range,
         examples_hash=examples_hash(negative, positive),
+        passport=Passport.of(model, tokenizer, layer_path=layer_path, residual_norms=residual),
         extra={
             "probe_accuracy": {str(i): round(accuracies[i], 4) for i in range(total)},
             "num_examples": [len(negative), len(positive)],

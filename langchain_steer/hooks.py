@@ -222,6 +222,7 @@ def apply_steering(
     *,
     positions: Positions = "all",
     layer_path: str | None = None,
+    allow_foreign: bool = False,
 ) -> SteeringHandle:
     """Register steering hooks on ``model`` and return the handle that owns them.
 
@@ -232,14 +233,17 @@ def apply_steering(
             strength per batch row. Dimensions left out are not steered.
         positions: ``"all"`` or ``"generated"`` (see the module docstring).
         layer_path: explicit path to the decoder blocks, for architectures discovery misses.
+        allow_foreign: use a vector whose passport names another model, with a warning
+            (:meth:`~langchain_steer.vectors.SteeringVector.validate_for`).
 
     Raises:
-        ValueError: unknown dimension, bad strength, or a vector that does not fit the model.
+        ValueError: unknown dimension, bad strength, or a vector that does not fit the model (a
+            :class:`~langchain_steer.passport.ForeignVectorError` when its passport names another model).
     """
     _check_positions(positions)
     for name in strengths:
         if name in vectors:
-            vectors[name].validate_for(model, layer_path)
+            vectors[name].validate_for(model, layer_path, allow_foreign=allow_foreign)
     return register_offsets(
         model, layer_offsets(vectors, strengths), positions=positions, layer_path=layer_path
     )
@@ -313,6 +317,7 @@ def steer(
     *,
     positions: Positions = "all",
     layer_path: str | None = None,
+    allow_foreign: bool = False,
 ) -> Iterator[SteeringHandle]:
     """Steer every forward pass of ``model`` inside the ``with`` block.
 
@@ -330,7 +335,10 @@ def steer(
         ...     out = model.generate(**inputs, max_new_tokens=40)
     """
     with model_lock(model):
-        handle = apply_steering(model, vectors, strengths, positions=positions, layer_path=layer_path)
+        handle = apply_steering(
+            model, vectors, strengths, positions=positions, layer_path=layer_path,
+            allow_foreign=allow_foreign,
+        )  # fmt: skip
         try:
             yield handle
         finally:

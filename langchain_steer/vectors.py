@@ -30,11 +30,12 @@ import torch
 from torch import nn
 
 from langchain_steer.layers import find_layers, hidden_size
+from langchain_steer.passport import ForeignVectorError, Passport
 
-__all__ = ["SteeringVector", "load_vectors"]
+__all__ = ["ForeignVectorError", "SteeringVector", "load_vectors"]
 
-_FORMAT_VERSION = 2
-_READABLE_VERSIONS = (1, 2)
+_FORMAT_VERSION = 3  # 3 added the passport; 1 and 2 files load with passport None
+_READABLE_VERSIONS = (1, 2, 3)
 _METADATA_KEY = "langchain_steer"
 _POSITIVE_KEY = "layer"
 _NEGATIVE_KEY = "negative"
@@ -68,6 +69,8 @@ class SteeringVector:
         negative_directions: layer index → tensor added (times ``|strength|`` and ``negative_range``)
             at negative strengths. ``None`` makes the vector symmetric: ``-directions``.
         negative_range: norm scale at strength -1; ``None`` means ``functional_range``.
+        passport: what the vector was made for (:class:`~langchain_steer.passport.Passport`), filled by
+            extraction and checked by :meth:`validate_for`; ``None`` for files older than format 3.
     """
 
     directions: Mapping[int, torch.Tensor]
@@ -80,6 +83,7 @@ class SteeringVector:
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     negative_directions: Mapping[int, torch.Tensor] | None = None
     negative_range: float | None = None
+    passport: Passport | None = None
 
     def __post_init__(self) -> None:
         if not self.directions:
@@ -198,13 +202,17 @@ class SteeringVector:
             raise ValueError(
                 f"Cannot add vectors of hidden size {self.hidden_size} and {other.hidden_size}."
             )
+        if self.passport and other.passport and self.passport.mismatches(other.passport):
+            differ = "; ".join(self.passport.mismatches(other.passport))
+            raise ForeignVectorError(f"Cannot add vectors made for different models: {differ}.")
         same = self.name == other.name
-        common = {
+        common: dict[str, Any] = {
             "name": self.name if same else f"{self.name}+{other.name}",
             "method": self.method if self.method == other.method else "combined",
             "poles": self.poles if self.poles == other.poles else ("negative", "positive"),
             "examples_hash": self.examples_hash if same else "",
             "extra": {},
+            "passport": self.passport or other.passport,
         }
         if (
             self.symmetric
@@ -241,12 +249,29 @@ class SteeringVector:
         )
 
     # -- checks ---------------------------------------------------------------------------------
-    def validate_for(self, model: nn.Module, layer_path: str | None = None) -> None:
-        """Check that this vector fits ``model``: same hidden size, layers that exist.
+    def validate_for(
+        self,
+        model: nn.Module,
+        layer_path: str | None = None,
+        tokenizer: Any = None,
+        *,
+        allow_foreign: bool = False,
+    ) -> None:
+        """Check that this vector fits ``model``: its passport, hidden size, and layers that exist.
+
+        With a passport, the model's architecture, layer count, hook point and layer numbering must match,
+        and so must the tokenizer's and chat template's fingerprints when ``tokenizer`` is given.
+        ``allow_foreign=True`` turns a passport mismatch into a warning, for a vector you know transfers
+        (a fine-tune of the same base model, say).
 
         Raises:
+            ForeignVectorError: the passport names another model (the message lists what differs).
             ValueError: with the vector's name, what it expects and what the model has.
         """
+        if self.passport is not None:
+            self.passport.check(
+                model, tokenizer, layer_path=layer_path, vector=self.name, allow_foreign=allow_foreign
+            )
         size = hidden_size(model)
         if size != self.hidden_size:
             raise ValueError(
@@ -279,6 +304,7 @@ class SteeringVector:
             "two_sided": self.negative_directions is not None,
             "examples_hash": self.examples_hash,
             "extra": dict(self.extra),
+            "passport": self.passport.to_dict() if self.passport is not None else None,
         }
 
     def save(self, path: str | Path) -> Path:
@@ -361,12 +387,14 @@ class SteeringVector:
                 negative_range=None if negative_range is None else float(negative_range),
                 examples_hash=meta.get("examples_hash", ""),
                 extra=meta.get("extra", {}),
+                passport=Passport.from_dict(meta["passport"]) if meta.get("passport") else None,
             )
         except (TypeError, ValueError) as error:
             raise ValueError(f"{source}: {error}") from error
         if (
             meta.get("hidden_size") not in (None, vector.hidden_size)
             or sorted(meta.get("layers", vector.layers)) != vector.layers
+            or (vector.passport is not None and vector.passport.hidden_size != vector.hidden_size)
         ):
             raise ValueError(f"{source}: metadata does not match the stored tensors.")
         return vector.to(device) if device is not None else vector

@@ -66,3 +66,16 @@ def test_each_dimension_mostly_moves_itself(evaluation):
             if j != i:
                 # At most 0.43 of the own effect with the 1.4 ranges (time on age: -0.75 against +1.75).
                 assert abs(value) <= 0.6 * own, (names[i], names[j], value, own)
+
+
+def test_the_shipped_vectors_carry_the_demo_models_passport():
+    from langchain_steer import builtin_vectors, load_model
+    from langchain_steer.passport import Passport
+
+    model, tokenizer = load_model("demo")
+    live = Passport.of(model, tokenizer)
+    for name, vector in builtin_vectors().items():
+        assert vector.passport is not None, name
+        assert vector.passport.mismatches(live) == [], name
+        assert sorted(vector.passport.residual_norms) == vector.layers, name
+        vector.validate_for(model, tokenizer=tokenizer)

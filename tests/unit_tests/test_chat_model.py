@@ -334,3 +334,22 @@ def test_layer_path_reaches_the_batched_decoder(tiny_path, vectors):
     wrong = SteeredChatModel(model=tiny_path, vectors=vectors, max_tokens=12, layer_path="model.nope")
     with pytest.raises(ValueError, match="model.nope"):
         wrong.invoke("hi", steering={"cost": 1.0})
+
+
+def test_the_chat_model_refuses_a_foreign_vector_unless_told_to_use_it(tiny_path, vectors):
+    import dataclasses
+
+    from langchain_steer.passport import ForeignVectorError, Passport
+
+    model, tokenizer = load_model(tiny_path)
+    passport = dataclasses.replace(Passport.of(model, tokenizer), architecture="mistral")
+    foreign = {"cost": dataclasses.replace(vectors["cost"], passport=passport)}
+    llm = SteeredChatModel(model=tiny_path, vectors=foreign, max_tokens=4)
+    with pytest.raises(ForeignVectorError, match="architecture 'mistral' vs 'llama'"):
+        llm.invoke("hi", steering={"cost": 1.0})
+    assert llm.invoke("hi").content  # unsteered calls do not use the vector
+    lenient = SteeredChatModel(
+        model=tiny_path, vectors=foreign, max_tokens=4, allow_foreign_vectors=True
+    )
+    with pytest.warns(UserWarning, match="Using it anyway"):
+        assert lenient.invoke("hi", steering={"cost": 1.0}).content
