@@ -30,8 +30,8 @@ from _common import side_by_side, spread, summary, table, write_json
 
 from langchain_steer import apply_steering, builtin_vectors, load_dimension, load_model, steer
 from langchain_steer.batching import BatchDecoder, GenerationRequest, Ticket
-from langchain_steer.generate import apply_chat_template
 from langchain_steer.hooks import layer_offsets
+from langchain_steer.prompts import render_chat
 
 DIMENSIONS = ["cost", "ambiance", "age", "time", "culture"]
 ROW_STEERING = [
@@ -53,7 +53,7 @@ def prompts(count: int) -> list[str]:
 
 
 def encode(tokenizer: Any, texts: list[str]) -> dict[str, torch.Tensor]:
-    rendered = [apply_chat_template(tokenizer, [{"role": "user", "content": t}]) for t in texts]
+    rendered = [render_chat(tokenizer, [{"role": "user", "content": t}]) for t in texts]
     return dict(
         tokenizer(
             rendered,
@@ -103,7 +103,7 @@ def decoder_run(
 ) -> Callable[[], Any]:
     ids = [
         tokenizer(
-            apply_chat_template(tokenizer, [{"role": "user", "content": t}]),
+            render_chat(tokenizer, [{"role": "user", "content": t}]),
             add_special_tokens=False,
         )["input_ids"]
         for t in texts

@@ -45,6 +45,7 @@ from langchain_steer.dimensions.examples import Example
 from langchain_steer.layers import find_layers, hidden_size, resolve_layer_indices
 from langchain_steer.models import model_lock
 from langchain_steer.passport import Passport
+from langchain_steer.prompts import render_example
 from langchain_steer.tensors import chunked, model_device, pad_right
 from langchain_steer.vectors import SteeringVector
 
@@ -59,7 +60,6 @@ __all__ = [
     "extract_vector",
     "layer_band",
     "probe_accuracies",
-    "render_example",
 ]
 
 Method = Literal["pole_mean", "mean_diff", "pca", "probe"]
@@ -77,37 +77,6 @@ def examples_hash(negative: Sequence[Example], positive: Sequence[Example]) -> s
         ensure_ascii=False,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def render_example(
-    tokenizer: Any, example: Example, system: str | None = None
-) -> tuple[list[int], int]:
-    """Tokenise ``example`` as a chat turn; return ``(token ids, index of the first reply token)``.
-
-    ``system`` is an optional system prompt placed before the request. Models without a chat template get a
-    plain ``System: ... / User: ... / Assistant:`` transcript prefix.
-    """
-    messages = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": example.prompt}
-    ]
-    if getattr(tokenizer, "chat_template", None):
-        prefix = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        special = False  # the template already wrote BOS and role markers
-    else:
-        head = f"System: {system}\n" if system else ""
-        prefix = f"{head}User: {example.prompt}\nAssistant: "
-        special = True
-    prefix_ids = tokenizer(prefix, add_special_tokens=special)["input_ids"]
-    full_ids = tokenizer(prefix + example.response, add_special_tokens=special)["input_ids"]
-    start = len(prefix_ids)
-    if full_ids[:start] != prefix_ids:
-        # A tokenizer merged across the boundary; fall back to counting from the reply's own length.
-        start = len(full_ids) - len(
-            tokenizer(example.response, add_special_tokens=False)["input_ids"]
-        )
-    if start >= len(full_ids):
-        raise ValueError(f"Example reply is empty after tokenisation: {example!r}")
-    return list(full_ids), start
 
 
 @torch.no_grad()

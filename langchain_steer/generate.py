@@ -15,31 +15,13 @@ from typing import Any
 import torch
 
 from langchain_steer.hooks import Positions, steer
+from langchain_steer.prompts import render_chat
 from langchain_steer.vectors import SteeringVector
 
-__all__ = ["Chat", "apply_chat_template", "encode_prompts", "generate_batch"]
+__all__ = ["Chat", "encode_prompts", "generate_batch"]
 
 Chat = Sequence[Mapping[str, Any]]
 """A conversation as ``[{"role": "user", "content": "..."}, ...]``."""
-
-
-def apply_chat_template(tokenizer: Any, messages: Chat) -> str:
-    """Render ``messages`` as the prompt text, ready for the assistant's reply.
-
-    Models without a chat template (base models) get a plain transcript::
-
-        System: ...
-        User: ...
-        Assistant:
-    """
-    if getattr(tokenizer, "chat_template", None):
-        return str(
-            tokenizer.apply_chat_template(
-                list(messages), add_generation_prompt=True, tokenize=False
-            )
-        )
-    lines = [f"{str(m['role']).capitalize()}: {m.get('content') or ''}" for m in messages]
-    return "\n".join([*lines, "Assistant:"])
 
 
 def encode_prompts(
@@ -96,7 +78,7 @@ def generate_batch(
     per_row = {name: [float(row.get(name, 0.0)) for row in strengths] for name in names}
     encoded = encode_prompts(
         tokenizer,
-        [apply_chat_template(tokenizer, c) for c in chats],
+        [render_chat(tokenizer, c) for c in chats],
         next(model.parameters()).device,
     )
     generate_kwargs.setdefault("do_sample", False)

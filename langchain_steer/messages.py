@@ -10,8 +10,9 @@ template rejects them, or silently drops the system prompt, it normalises them:
 * consecutive turns of the same role are joined with a blank line.
 
 An ``AIMessage`` with tool calls is rendered as the JSON the model is asked to produce for a tool call (see
-:mod:`langchain_steer.tools`), so the model sees its own earlier calls in that form. Models without a chat
-template get the plain transcript of :func:`langchain_steer.generate.apply_chat_template`.
+:mod:`langchain_steer.tools`), so the model sees its own earlier calls in that form. Rendering itself is
+:func:`langchain_steer.prompts.render_chat`, the one renderer: models without a chat template get its plain
+transcript, which has a line for every role, so nothing needs normalising there.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from langchain_steer.generate import apply_chat_template
+from langchain_steer.prompts import render_chat
 
 __all__ = ["render_prompt", "to_chat_dicts"]
 
@@ -135,15 +136,20 @@ def _merge_consecutive(turns: Sequence[Turn]) -> list[Turn]:
     return merged
 
 
-def render_prompt(tokenizer: Any, messages: Sequence[BaseMessage]) -> str:
-    """Render LangChain messages into the prompt text for the model's next assistant turn."""
+def render_prompt(
+    tokenizer: Any, messages: Sequence[BaseMessage], tools: Sequence[dict[str, Any]] | None = None
+) -> str:
+    """Render LangChain messages into the prompt text for the model's next assistant turn.
+
+    ``tools`` reach a chat template that supports them (:func:`langchain_steer.prompts.render_chat`).
+    """
     turns = _merge_consecutive(to_chat_dicts(messages))
     if not getattr(tokenizer, "chat_template", None):
-        return apply_chat_template(tokenizer, _normalise(turns))
+        return render_chat(tokenizer, turns)
     try:
-        text = apply_chat_template(tokenizer, turns)
+        text = render_chat(tokenizer, turns, tools=tools)
     except Exception:  # noqa: BLE001 - jinja templates raise anything (TemplateError, ValueError...)
-        return apply_chat_template(tokenizer, _normalise(turns))
+        return render_chat(tokenizer, _normalise(turns), tools=tools)
     # Some templates accept a system or tool turn but silently drop it.
     dropped = any(t["content"] and t["content"] not in text for t in turns)
-    return apply_chat_template(tokenizer, _normalise(turns)) if dropped else text
+    return render_chat(tokenizer, _normalise(turns), tools=tools) if dropped else text

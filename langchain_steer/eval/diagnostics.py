@@ -23,9 +23,10 @@ import torch
 
 from langchain_steer.dimensions.examples import Example
 from langchain_steer.extract import collect_activations, probe_accuracies
-from langchain_steer.generate import apply_chat_template, encode_prompts
+from langchain_steer.generate import encode_prompts
 from langchain_steer.layers import find_layers
 from langchain_steer.models import model_lock
+from langchain_steer.prompts import render_chat
 from langchain_steer.tensors import model_device
 from langchain_steer.vectors import SteeringVector
 
@@ -76,7 +77,7 @@ def residual_norms(
         chat = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": prompt}
         ]
-        ids = encode_prompts(tokenizer, [apply_chat_template(tokenizer, chat)], device)["input_ids"]
+        ids = encode_prompts(tokenizer, [render_chat(tokenizer, chat)], device)["input_ids"]
         # Per pass: the norms must be the unsteered model's, never a serving batch's.
         with model_lock(model):
             handles = [block.register_forward_hook(recorder(i)) for i, block in enumerate(blocks)]

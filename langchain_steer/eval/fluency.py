@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 
 from langchain_steer.dimensions.examples import Example
 from langchain_steer.eval.settings import ReplySettings
-from langchain_steer.extract import render_example
 from langchain_steer.models import model_lock
+from langchain_steer.prompts import render_example
 from langchain_steer.tensors import chunked, model_device, pad_right
 
 __all__ = ["MeanNlls", "english_vocabulary", "mean_reply_nlls", "reply_token_nlls"]

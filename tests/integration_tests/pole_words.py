@@ -3,7 +3,7 @@
 import torch
 
 from langchain_steer import steer
-from langchain_steer.generate import apply_chat_template
+from langchain_steer.prompts import render_chat
 
 # A neutral start of a reply, so that the next word is where a preference shows.
 REPLY_PREFIX = "Sure! I recommend"
@@ -42,6 +42,6 @@ def mean_word_logprob(model, tokenizer, vectors, strengths, prompts, words, pref
     values = []
     with steer(model, vectors, strengths):
         for prompt in prompts:
-            context = apply_chat_template(tokenizer, [{"role": "user", "content": prompt}]) + prefix
+            context = render_chat(tokenizer, [{"role": "user", "content": prompt}]) + prefix
             values.extend(word_logprobs(model, tokenizer, context, words))
     return sum(values) / len(values)

@@ -8,8 +8,8 @@ from langchain_steer.extract import (
     examples_hash,
     layer_band,
     probe_accuracies,
-    render_example,
 )
+from langchain_steer.prompts import render_example
 
 PROMPTS = [f"plan {i}" for i in range(12)]
 NEGATIVE = [Example(p, f"cheap and simple option number {i}") for i, p in enumerate(PROMPTS)]

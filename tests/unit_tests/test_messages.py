@@ -45,7 +45,7 @@ def test_consecutive_roles_and_tool_results_under_a_strict_template():
 
 def test_base_model_without_template():
     text = render_prompt(tiny_tokenizer(None), [SystemMessage("s"), HumanMessage("hi")])
-    assert text == "User: s\n\nhi\nAssistant:"
+    assert text == "System: s\nUser: hi\nAssistant:"  # the same transcript generation and extraction use
 
 
 def test_bad_input():
@@ -54,3 +54,16 @@ def test_bad_input():
     with pytest.raises(ValueError, match="image"):
         to_chat_dicts([HumanMessage([{"type": "image", "url": "x"}])])
     assert to_chat_dicts([HumanMessage([{"type": "text", "text": "a"}, "b"])])[0]["content"] == "ab"
+
+
+def test_one_plain_transcript_for_chat_generation_and_extraction():
+    """Without a chat template, the chat model, generate_batch and extraction render the same prefix."""
+    from langchain_steer.dimensions import Example
+    from langchain_steer.prompts import render_chat, render_example
+
+    plain = tiny_tokenizer(None)
+    turns = [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}]
+    chat = render_prompt(plain, [SystemMessage("s"), HumanMessage("hi")])
+    assert chat == render_chat(plain, turns)
+    ids, start = render_example(plain, Example("hi", "yo"), system="s")
+    assert ids[:start] == plain(chat)["input_ids"] and plain.decode(ids[start:]) == " yo"
