@@ -2,8 +2,9 @@
 
 :class:`TextAssembler` is the consumer half of every streamed reply. It follows these rules:
 
-* text is decoded from all the reply's tokens so far, so multi-token characters and word pieces come out
-  right; a delta that would end in half a character waits for the next token;
+* text is decoded incrementally: each new token is decoded in a short window with the tokens before it,
+  so multi-token characters and word pieces come out as a full decode gives them, at a cost that does not
+  grow with the reply's length. A delta that would end in half a character waits for the next token;
 * stop strings end the reply. Text that might be the start of a stop string is held back until it is clear
   that it is not, so no part of a stop string is ever emitted;
 * every token is counted, special tokens and tokens after a stop included, so usage adds up.
@@ -60,13 +61,25 @@ class TextAssembler:
         """Every token fed so far, special ones and those after a stop included."""
         self.stopped = False
         """Whether a stop string has been seen; later tokens are only counted."""
+        self._decoded = ""  # the text of generated[:_read]
+        self._prefix = 0  # the window's context starts here: decoding from it settles word boundaries
+        self._read = 0  # tokens whose text is already in _decoded
+        self._cut = -1  # where the first stop string starts in _decoded, once seen
 
     @property
     def text(self) -> str:
         """The reply so far, cut before the first stop string."""
-        text = self.tokenizer.decode(self.generated, skip_special_tokens=True)
-        cut = min((text.find(s) for s in self.stop if s in text), default=-1)
-        return text[:cut] if cut >= 0 else text
+        text = self._decoded if self.stopped else self._decoded + self._window(final=True)[0]
+        return text[: self._cut] if self._cut >= 0 else text
+
+    def _window(self, final: bool = False) -> tuple[str, bool]:
+        """The text the tokens after ``_read`` add, and whether it is complete (no half character)."""
+        decode = self.tokenizer.decode
+        context = decode(self.generated[self._prefix : self._read], skip_special_tokens=True)
+        full = decode(self.generated[self._prefix :], skip_special_tokens=True)
+        if not final and (len(full) <= len(context) or full.endswith("\ufffd")):
+            return "", False
+        return full[len(context) :], True
 
     def feed(self, ids: Iterable[int]) -> Delta | None:
         """Add newly generated token ids; return the text that can now be shown, if any."""
@@ -76,12 +89,17 @@ class TextAssembler:
         if self.stopped:
             return None
         self.generated.extend(t for t in ids if t not in self.special)
-        text = self.tokenizer.decode(self.generated, skip_special_tokens=True)
-        if text.endswith("\ufffd"):
-            return None  # half of a multi-byte character: wait for the rest
-        cut = min((text.find(s) for s in self.stop if s in text), default=-1)
+        piece, complete = self._window()
+        if not complete:
+            return None  # half of a multi-byte character, or nothing visible yet: wait
+        self._prefix, self._read = self._read, len(self.generated)
+        start = max(0, len(self._decoded) - max((len(s) for s in self.stop), default=0) + 1)
+        self._decoded += piece
+        text = self._decoded
+        # Only the new text (and a stop string's length before it) can hold a stop not seen yet.
+        cut = min((i for s in self.stop if (i := text.find(s, start)) >= 0), default=-1)
         if cut >= 0:
-            self.stopped = True
+            self.stopped, self._cut = True, cut
             return self._take(text[self.emitted : max(cut, self.emitted)], len(text))
         safe = len(text) - _held_back(text, self.stop)
         if safe > self.emitted or self.pending:
