@@ -40,15 +40,19 @@ from langchain_steer.dimensions import NoBuiltinVectorsError, builtin_vectors
 from langchain_steer.hooks import Positions, check_strength, layer_offsets
 from langchain_steer.messages import render_prompt
 from langchain_steer.models import load_model
+from langchain_steer.prompts import supports_tools
 from langchain_steer.scheduler import MicroBatcher, QueueFull, batcher_for, check_batching
 from langchain_steer.streaming import TextAssembler
 from langchain_steer.tools import (
+    CallGuard,
     ReplyRepetitionPenalty,
+    compile_auto_tool_calls,
     compile_json_schema,
     compile_tool_calls,
     logits_processor,
     normalise_tool_choice,
     parse_tool_calls,
+    split_tool_calls,
     tool_prompt,
 )
 from langchain_steer.vectors import SteeringVector, load_vectors
@@ -114,6 +118,8 @@ class _Call:
     tools: list[dict[str, Any]]
     buffer_all: bool
     strengths: dict[str, float]
+    guard: CallGuard | None = None
+    """Under tool_choice="auto": streams the text, keeps a <tool_call> back (one per call)."""
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
@@ -646,9 +652,10 @@ class SteeredChatModel(BaseChatModel):
             vectors[name].validate_for(
                 model, self.layer_path, tokenizer, allow_foreign=self.allow_foreign_vectors
             )
-        if tools and choice != "none":
-            messages = [SystemMessage(tool_prompt(tools)), *messages]
-        prompt = render_prompt(tokenizer, messages)
+        native = tools and choice != "none" and supports_tools(tokenizer)
+        if tools and choice != "none" and not native:
+            messages = [SystemMessage(tool_prompt(tools, choice)), *messages]
+        prompt = render_prompt(tokenizer, messages, tools=tools if native else None)
         special = not getattr(tokenizer, "chat_template", None)
         input_ids = list(tokenizer(prompt, add_special_tokens=special)["input_ids"])
         prompt_tokens = len(input_ids)
@@ -664,6 +671,9 @@ class SteeredChatModel(BaseChatModel):
         if tools and choice not in ("auto", "none"):
             forced = [t for t in tools if choice == "any" or t["function"]["name"] == choice]
             compiled = compile_tool_calls(tokenizer, vocab, forced)
+        elif tools and choice == "auto":
+            # Free text, and from <tool_call> on, a valid call: the call cannot fail to parse.
+            compiled = compile_auto_tool_calls(tokenizer, vocab, tools)
         elif response_format is not None:
             compiled = compile_json_schema(tokenizer, vocab, response_format)
         processors: list[Any] = []
@@ -692,9 +702,10 @@ class SteeredChatModel(BaseChatModel):
             request=request,
             stops=stops,
             tools=tools,
-            # Buffer the text when it may be a tool call: a call's JSON is not shown as content.
-            buffer_all=bool(tools) and choice != "none",
+            # A forced call is all JSON: buffer it. Under "auto", text streams until a call starts.
+            buffer_all=bool(tools) and choice not in ("auto", "none"),
             strengths=strengths,
+            guard=CallGuard() if tools and choice == "auto" else None,
         )
 
     @staticmethod
@@ -706,24 +717,33 @@ class SteeredChatModel(BaseChatModel):
             ticket.cancel()  # a stop string: this row can leave the batch
         if delta is None or not delta.text or call.buffer_all:
             return None
-        return ChatGenerationChunk(message=AIMessageChunk(content=delta.text))
+        text = call.guard.feed(delta.text) if call.guard is not None else delta.text
+        return ChatGenerationChunk(message=AIMessageChunk(content=text)) if text else None
 
     def _closing_chunks(
         self, call: _Call, assembler: TextAssembler, ticket: Ticket
     ) -> list[ChatGenerationChunk]:
         chunks: list[ChatGenerationChunk] = []
         tail = assembler.close()
-        if tail is not None and tail.text and not call.buffer_all:
-            chunks.append(ChatGenerationChunk(message=AIMessageChunk(content=tail.text)))
+        shown = tail.text if tail is not None and not call.buffer_all else ""
+        if call.guard is not None:
+            shown = call.guard.feed(shown) + call.guard.close()
+        if shown:
+            chunks.append(ChatGenerationChunk(message=AIMessageChunk(content=shown)))
         text = assembler.text
-        calls = parse_tool_calls(text, call.tools) if call.buffer_all else None
+        calls: list[Any] | None = parse_tool_calls(text, call.tools) if call.buffer_all else None
+        leftover = ""
+        if call.guard is not None:
+            calls = split_tool_calls(text, call.tools)[1] or None
+            if call.guard.in_call and not calls:  # a call that never closed: keep what was written
+                leftover = call.guard.text[call.guard.shown :]
         if calls:
             finish = "tool_calls"
         elif ticket.finish_reason == "length" and not assembler.stopped:
             finish = "length"
         else:
             finish = "stop"
-        content = text if (call.buffer_all and not calls) else ""
+        content = text if (call.buffer_all and not calls) else leftover
         prompt_tokens = len(call.request.input_ids)
         final = AIMessageChunk(
             content=content,

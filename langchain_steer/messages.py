@@ -9,8 +9,9 @@ template rejects them, or silently drops the system prompt, it normalises them:
 * a ``ToolMessage`` becomes a user turn that says which tool call it answers;
 * consecutive turns of the same role are joined with a blank line.
 
-An ``AIMessage`` with tool calls is rendered as the JSON the model is asked to produce for a tool call (see
-:mod:`langchain_steer.tools`), so the model sees its own earlier calls in that form. Rendering itself is
+An ``AIMessage`` with tool calls is rendered in the native ``<tool_call>{...}</tool_call>`` form (see
+:mod:`langchain_steer.tools`), so the model sees its own earlier calls the way it writes them under
+``tool_choice="auto"``. Rendering itself is
 :func:`langchain_steer.prompts.render_chat`, the one renderer: models without a chat template get its plain
 transcript, which has a line for every role, so nothing needs normalising there.
 """
@@ -32,6 +33,7 @@ from langchain_core.messages import (
 )
 
 from langchain_steer.prompts import render_chat
+from langchain_steer.tools import TOOL_CALL_BEGIN, TOOL_CALL_END
 
 __all__ = ["render_prompt", "to_chat_dicts"]
 
@@ -59,8 +61,9 @@ def _text(content: str | list[Any]) -> str:
 
 
 def tool_call_json(name: str, arguments: Any) -> str:
-    """The text form of one tool call, as the model is asked to write it."""
-    return json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
+    """The text form of one earlier tool call: the native ``<tool_call>{...}</tool_call>`` form."""
+    body = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
+    return f"{TOOL_CALL_BEGIN}{body}{TOOL_CALL_END}"
 
 
 def to_chat_dicts(messages: Sequence[BaseMessage]) -> list[Turn]:

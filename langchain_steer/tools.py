@@ -6,9 +6,13 @@ grammar, so the text is valid against the schema by construction, even from a 13
 because it compiles a JSON schema in about 0.1 s on a CPU, it plugs into HF ``generate`` as a logits
 processor, and its per-token cost is a bitmask.
 
-A tool call is written as ``{"name": "<tool>", "arguments": {...}}``. With ``tool_choice="any"``, the grammar
-is the union of one such object per tool, each with its own argument schema. With ``"auto"``, the model
-writes freely, and a reply that is exactly such an object is read as a tool call.
+A tool call is written as ``{"name": "<tool>", "arguments": {...}}``. With ``tool_choice="any"`` (or a tool's
+name) the whole reply is one such object: the grammar is the union of one object per tool, each with its
+own argument schema. With ``"auto"`` the model writes freely, and calls a tool in the native form that
+SmolLM2, Qwen and Hermes-style models use, ``<tool_call>{...}</tool_call>``. The grammar is then an xgrammar
+*structural tag*: free text, until ``<tool_call>`` is written; from there, the call's JSON under the tools'
+schemas, then ``</tool_call>``. :class:`CallGuard` lets the free text stream, holding back only what could
+be the start of a call, and :func:`split_tool_calls` reads the calls out of the finished reply.
 
 The tokenizer info and compiler are cached per tokenizer, and compiled grammars per schema text (LRU). A
 schema that xgrammar cannot compile raises a ``ValueError`` that names the schema.
@@ -27,16 +31,26 @@ from typing import Any, Literal
 from langchain_core.messages import ToolCall
 
 __all__ = [
+    "TOOL_CALL_BEGIN",
+    "TOOL_CALL_END",
+    "CallGuard",
     "ReplyRepetitionPenalty",
     "ToolChoice",
     "bound_schema",
+    "compile_auto_tool_calls",
     "compile_json_schema",
     "compile_tool_calls",
     "logits_processor",
     "normalise_tool_choice",
     "parse_tool_calls",
+    "split_tool_calls",
     "tool_prompt",
 ]
+
+TOOL_CALL_BEGIN = "<tool_call>"
+"""Where a tool call starts in a reply under ``tool_choice="auto"``."""
+TOOL_CALL_END = "</tool_call>"
+"""Where it ends."""
 
 ToolChoice = Literal["auto", "any", "none"] | str
 
@@ -150,6 +164,91 @@ def compile_tool_calls(tokenizer: Any, vocab_size: int, tools: Sequence[dict[str
     return _compile(tokenizer, vocab_size, grammar)
 
 
+def compile_auto_tool_calls(tokenizer: Any, vocab_size: int, tools: Sequence[dict[str, Any]]) -> Any:
+    """Compile the ``"auto"`` grammar: free text, and from ``<tool_call>`` on, a call to one of ``tools``.
+
+    Raises:
+        ValueError: a tool's parameter schema cannot be compiled.
+    """
+    schema = {"anyOf": [bound_schema(_call_schema(tool)) for tool in tools]}
+    structural = {
+        "type": "structural_tag",
+        "format": {
+            "type": "triggered_tags",
+            "triggers": [TOOL_CALL_BEGIN],
+            "tags": [
+                {
+                    "type": "tag",
+                    "begin": TOOL_CALL_BEGIN,
+                    "content": {"type": "json_schema", "json_schema": schema},
+                    "end": TOOL_CALL_END,
+                }
+            ],
+        },
+    }
+    try:
+        return _compiler(tokenizer, vocab_size).compile_structural_tag(structural)
+    except Exception as error:  # xgrammar raises its own error types
+        raise ValueError(f"Could not compile the tool-call grammar: {error}") from error
+
+
+class CallGuard:
+    """Splits a streamed ``"auto"`` reply into text to show now and a tool call to keep back.
+
+    Text streams as it comes, except a tail that could still grow into ``<tool_call>``. From the point a
+    call starts, nothing more is shown: the call is read whole at the end (:func:`split_tool_calls`).
+    """
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.shown = 0
+        self.in_call = False
+
+    def feed(self, piece: str) -> str:
+        """Add newly decoded text; return the part that can be shown now (possibly empty)."""
+        self.text += piece
+        if self.in_call:
+            return ""
+        start = self.text.find(TOOL_CALL_BEGIN)
+        if start >= 0:
+            self.in_call = True
+            return self._show(start)
+        hold = next(
+            (n for n in range(len(TOOL_CALL_BEGIN) - 1, 0, -1) if self.text.endswith(TOOL_CALL_BEGIN[:n])),
+            0,
+        )
+        return self._show(len(self.text) - hold)
+
+    def close(self) -> str:
+        """The end of the reply: whatever was held back and turned out not to be a call."""
+        return "" if self.in_call else self._show(len(self.text))
+
+    def _show(self, end: int) -> str:
+        piece, self.shown = self.text[self.shown : max(end, self.shown)], max(end, self.shown)
+        return piece
+
+
+def split_tool_calls(text: str, tools: Sequence[dict[str, Any]]) -> tuple[str, list[ToolCall]]:
+    """``(the text outside any <tool_call> tags, the calls inside them)`` of a finished reply.
+
+    A tag whose content is not a call to a bound tool stays in the text, so nothing the model wrote is lost.
+    """
+    calls: list[ToolCall] = []
+    kept: list[str] = []
+    rest = text
+    while TOOL_CALL_BEGIN in rest:
+        before, _, after = rest.partition(TOOL_CALL_BEGIN)
+        body, closed, rest = after.partition(TOOL_CALL_END)
+        parsed = parse_tool_calls(body, tools)
+        kept.append(before)
+        if parsed:
+            calls.extend(parsed)
+        else:
+            kept.append(TOOL_CALL_BEGIN + body + closed)
+    kept.append(rest)
+    return "".join(kept).strip() if calls else text, calls
+
+
 class ReplyRepetitionPenalty:
     """HF-style repetition penalty that only counts tokens of the reply, never of the prompt.
 
@@ -207,13 +306,24 @@ def normalise_tool_choice(
     )
 
 
-def tool_prompt(tools: Sequence[dict[str, Any]]) -> str:
-    """The system text that tells the model which tools it has and how to call one."""
-    lines = [
-        "You can call these tools. To call one, reply with only a JSON object of the form "
-        '{"name": <tool name>, "arguments": {<arguments>}}.',
-        "Tools:",
-    ]
+def tool_prompt(tools: Sequence[dict[str, Any]], choice: str = "any") -> str:
+    """The system text that tells the model which tools it has and how to call one.
+
+    Under ``"auto"`` it asks for the native ``<tool_call>{...}</tool_call>`` form and plain text otherwise;
+    for a forced call (``"any"`` or a name), for the bare JSON object the grammar then requires.
+    """
+    if choice == "auto":
+        how = (
+            f"If a tool can answer the request, call it by replying with {TOOL_CALL_BEGIN}"
+            f'{{"name": <tool name>, "arguments": {{<arguments>}}}}{TOOL_CALL_END}. If no tool fits, or a '
+            "tool's result is already in the conversation, answer in plain text."
+        )
+    else:
+        how = (
+            "To call one, reply with only a JSON object of the form "
+            '{"name": <tool name>, "arguments": {<arguments>}}.'
+        )
+    lines = [f"You can call these tools. {how}", "Tools:"]
     for tool in tools:
         function = tool["function"]
         parameters = json.dumps(function.get("parameters") or {}, ensure_ascii=False)

@@ -38,7 +38,7 @@ def test_consecutive_roles_and_tool_results_under_a_strict_template():
     ]
     text = render_prompt(tiny_tokenizer(STRICT_TEMPLATE), messages)
     assert text == (
-        '<user>a\n\nb</s><assistant>{"name": "add", "arguments": {"x": 1}}</s>'
+        '<user>a\n\nb</s><assistant><tool_call>{"name": "add", "arguments": {"x": 1}}</tool_call></s>'
         "<user>Result of add (call c1):\n2\n\nthanks</s><assistant>"
     )
 
