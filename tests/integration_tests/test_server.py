@@ -1,0 +1,286 @@
+"""The OpenAI-compatible server as a real process: uvicorn on a loopback port, the demo model, real clients.
+
+Each test talks HTTP to ``langchain-steer serve`` started in a subprocess (not a TestClient): the official
+``openai`` SDK, ``langchain-openai``'s ``ChatOpenAI``, and ``httpx`` for the raw error cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from langchain_steer import SteeredChatModel
+
+KEY_ANA = "sk-ana-0123456789abcdef"
+KEY_APP = "sk-app-0123456789abcdef"
+PROMPT = "Plan a dinner for Saturday."
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """``langchain-steer serve`` in a subprocess, restartable on the same database."""
+
+    def __init__(self, folder: Path, db: str | None = None) -> None:
+        self.folder = folder
+        self.db = db or str(folder / "preferences.db")
+        keys = folder / "keys.json"
+        keys.write_text(json.dumps({KEY_ANA: ["ana"], KEY_APP: "*"}))
+        self.keys = keys
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Server:
+        self.port = _free_port()
+        log = open(self.folder / f"server-{self.port}.log", "w")  # noqa: SIM115 - closed with the process
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "langchain_steer.cli", "serve", "--port", str(self.port),
+                "--db", self.db, "--api-keys", str(self.keys),
+            ],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError((self.folder / f"server-{self.port}.log").read_text())
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError("the server did not become ready in 180 s")
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown handler runs."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    running = Server(tmp_path_factory.mktemp("server")).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def local():
+    """The same model in process, the reference every reply is compared with."""
+    return SteeredChatModel(model="demo", max_tokens=24, max_batch_size=1)
+
+
+def _client(server, key=KEY_APP):
+    from openai import OpenAI
+
+    return OpenAI(base_url=f"{server.url}/v1", api_key=key)
+
+
+def test_openai_sdk_chat_and_stream_equal_the_chat_model(server, local):
+    client = _client(server)
+    steering = {"cost": -1.0}
+    reply = client.chat.completions.create(
+        model="demo", messages=[{"role": "user", "content": PROMPT}], max_tokens=24,
+        extra_body={"steering": steering},
+    )  # fmt: skip
+    expected = local.invoke(PROMPT, steering=steering).content
+    assert reply.choices[0].message.content == expected
+    assert reply.model_extra["steering"] == steering
+    assert reply.usage.completion_tokens > 0
+    assert expected != local.invoke(PROMPT).content  # the steering changed the reply
+    stream = client.chat.completions.create(
+        model="demo", messages=[{"role": "user", "content": PROMPT}], max_tokens=24, stream=True,
+        stream_options={"include_usage": True}, extra_body={"steering": steering},
+    )  # fmt: skip
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == expected
+    assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) > 3  # streamed, not whole
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+    assert [m.id for m in client.models.list()] == ["demo"]
+
+
+def test_chat_openai_in_a_chain_with_tools_and_structured_output(server):
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+    from pydantic import BaseModel
+
+    llm = ChatOpenAI(base_url=f"{server.url}/v1", api_key=KEY_APP, model="demo", max_tokens=40)
+    chain = ChatPromptTemplate.from_messages([("user", "{question}")]) | llm
+    assert chain.invoke({"question": "Say hello."}).content
+
+    @tool
+    def get_weather(city: str) -> str:
+        """Get the weather in a city."""
+        return "sunny"
+
+    called = llm.bind_tools([get_weather], tool_choice="get_weather").invoke("Weather in Paris?")
+    assert called.tool_calls and called.tool_calls[0]["name"] == "get_weather"
+    assert isinstance(called.tool_calls[0]["args"].get("city"), str)
+
+    class Plan(BaseModel):
+        place: str
+        budget_dollars: int
+
+    roomy = ChatOpenAI(base_url=f"{server.url}/v1", api_key=KEY_APP, model="demo", max_tokens=200)
+    plan = roomy.with_structured_output(Plan).invoke("Plan a cheap dinner in Paris.")
+    assert isinstance(plan, Plan)
+
+
+def test_bad_input_gets_a_clean_4xx_and_the_server_keeps_serving(server):
+    url = f"{server.url}/v1/chat/completions"
+    auth = {"Authorization": f"Bearer {KEY_APP}"}
+    raw = {**auth, "Content-Type": "application/json"}
+    ok = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+    cases = [
+        ("malformed JSON", {"content": b"{not json", "headers": raw}, 400),
+        ("unknown dimension", {"json": {**ok, "steering": {"cots": 1}}, "headers": auth}, 400),
+        ("NaN", {"content": b'{"messages":[{"role":"user","content":"hi"}],"steering":{"cost":NaN}}',
+                 "headers": raw}, 400),
+        ("huge max_tokens", {"json": {**ok, "max_tokens": 10**9}, "headers": auth}, 400),
+        ("oversize body", {"json": {"messages": [{"role": "user", "content": "x" * 1_100_000}]},
+                           "headers": auth}, 413),
+        ("too many messages", {"json": {"messages": [{"role": "user", "content": "hi"}] * 300},
+                               "headers": auth}, 400),
+        ("bad user", {"json": {**ok, "user": "../../etc/passwd"}, "headers": auth}, 400),
+        ("missing key", {"json": ok}, 401),
+        ("wrong key", {"json": ok, "headers": {"Authorization": "Bearer sk-wrong-0123456789abcdef"}}, 401),
+        ("another user's", {"json": {**ok, "user": "bob"},
+                            "headers": {"Authorization": f"Bearer {KEY_ANA}"}}, 403),
+        ("n=2", {"json": {**ok, "n": 2}, "headers": auth}, 400),
+    ]  # fmt: skip
+    for name, request, status in cases:
+        response = httpx.post(url, timeout=30, **request)
+        assert response.status_code == status, (name, response.text)
+        error = response.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"} and error["message"], name
+        assert "Traceback" not in response.text, name
+    ana = {"Authorization": f"Bearer {KEY_ANA}"}
+    other = httpx.get(f"{server.url}/v1/users/bob/preferences", headers=ana)
+    assert other.status_code == 403
+    assert httpx.post(url, json=ok, headers=auth, timeout=60).status_code == 200  # still serving
+
+
+def test_preferences_endpoints_and_learn_mode_share_the_agent_store(server):
+    from langgraph.store.sqlite import SqliteStore  # noqa: F401 - the agent's store type
+
+    from langchain_steer.agent.nodes import STORE_KEY
+    from langchain_steer.agent.persistence import SqlitePersistence
+    from langchain_steer.agent.state import preference_namespace
+
+    headers = {"Authorization": f"Bearer {KEY_ANA}"}
+    base = f"{server.url}/v1/users/ana/preferences"
+    assert httpx.put(base, json={"preferences": {"cost": 0.6}}, headers=headers).json()["preferences"] == {
+        "cost": 0.6
+    }
+    client = _client(server, KEY_ANA)
+    reply = client.chat.completions.create(
+        model="demo", max_tokens=8, user="ana",
+        messages=[{"role": "user", "content": "We're on a tight budget and bringing our toddler."}],
+        extra_body={"preference_mode": "learn"},
+    )  # fmt: skip
+    learned = reply.model_extra["steering"]
+    assert learned["cost"] < 0 and learned["age"] < 0
+    stored = httpx.get(base, headers=headers).json()["preferences"]
+    assert stored["cost"] < 0 and stored["age"] < 0
+    # The CLI agent's store reads the same value from the same file.
+    with SqlitePersistence(server.db) as db:
+        item = db.store.get(preference_namespace("ana"), STORE_KEY)
+    assert item is not None and item.value["preferences"]["cost"] == stored["cost"]
+    selected = client.chat.completions.create(
+        model="demo", max_tokens=4, user="ana", messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert selected.model_extra["steering"]["cost"] == stored["cost"]
+
+
+def test_learned_preferences_survive_kill_9_and_restart(tmp_path):
+    server = Server(tmp_path).start()
+    try:
+        headers = {"Authorization": f"Bearer {KEY_APP}"}
+        body = {
+            "model": "demo", "max_tokens": 4, "user": "carol", "preference_mode": "learn",
+            "messages": [{"role": "user", "content": "Money is tight, so cheap options please."}],
+        }  # fmt: skip
+        learned = httpx.post(
+            f"{server.url}/v1/chat/completions", json=body, headers=headers, timeout=120
+        ).json()["steering"]
+        assert learned["cost"] < 0
+        server.kill()
+        server.start()
+        stored = httpx.get(f"{server.url}/v1/users/carol/preferences", headers=headers).json()
+        assert stored["preferences"]["cost"] == learned["cost"]
+    finally:
+        server.stop()
+
+
+async def test_32_concurrent_streams_equal_their_solo_replies_and_a_disconnect_frees_its_row(
+    server, local
+):
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(base_url=f"{server.url}/v1", api_key=KEY_APP)
+    dims = ["cost", "ambiance", "age", "time", "culture"]
+    steerings = [{dims[i % 5]: (-1.0, -0.5, 0.5, 1.0)[i % 4]} for i in range(32)]
+    prompts = [f"Suggest a weekend plan number {i % 8}." for i in range(32)]
+
+    async def one(prompt, steering):
+        stream = await client.chat.completions.create(
+            model="demo", messages=[{"role": "user", "content": prompt}], max_tokens=16,
+            stream=True, extra_body={"steering": steering},
+        )  # fmt: skip
+        return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+    replies = await asyncio.gather(*(one(p, s) for p, s in zip(prompts, steerings, strict=True)))
+    solo = SteeredChatModel(model="demo", max_tokens=16, max_batch_size=1)
+    expected = [solo.invoke(p, steering=s).content for p, s in zip(prompts, steerings, strict=True)]
+    differing = sum(a != b for a, b in zip(replies, expected, strict=True))
+    assert differing <= 4, differing  # one row in eight, as the batching tests allow (rounding)
+
+    def cancelled() -> float:
+        text = httpx.get(f"{server.url}/metrics").text
+        line = next(x for x in text.splitlines() if x.startswith("langchain_steer_cancelled_rows "))
+        return float(line.split()[1])
+
+    before = cancelled()
+    with httpx.stream(
+        "POST", f"{server.url}/v1/chat/completions", timeout=60,
+        headers={"Authorization": f"Bearer {KEY_APP}"},
+        json={"messages": [{"role": "user", "content": PROMPT}], "max_tokens": 400, "stream": True},
+    ) as response:  # fmt: skip
+        for index, _ in enumerate(response.iter_lines()):
+            if index > 4:
+                break  # hang up mid-stream
+    for _ in range(100):
+        if cancelled() > before:
+            break
+        time.sleep(0.1)
+    assert cancelled() == before + 1
