@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -222,8 +224,50 @@ def test_preferences_endpoints_and_learn_mode_share_the_agent_store(server):
     assert selected.model_extra["steering"]["cost"] == stored["cost"]
 
 
-def test_learned_preferences_survive_kill_9_and_restart(tmp_path):
-    server = Server(tmp_path).start()
+def _postgres_binaries() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A real PostgreSQL server on a loopback port, in a fresh data folder, stopped at the end."""
+    binaries = _postgres_binaries()
+    if binaries is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is missing: `make test` installs Debian's postgresql package.")
+        pytest.skip("PostgreSQL is not installed here; `make test` installs Debian's postgresql package.")
+    # Directly under /tmp: pytest's own temporary folders are private to root, and the server runs as
+    # another user.
+    folder = Path(tempfile.mkdtemp(prefix="langchain-steer-pg-"))
+    data, port = folder / "data", _free_port()
+    # initdb refuses to run as root: run the server as the postgres user the Debian package creates.
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if prefix:
+        subprocess.run(["chown", "-R", "postgres", str(folder)], check=True)
+        folder.chmod(0o777)
+    subprocess.run(
+        [*prefix, str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+    subprocess.run(
+        [*prefix, str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l",
+         str(folder / "postgres.log"), "start"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    subprocess.run(
+        [*prefix, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+        capture_output=True,
+    )  # fmt: skip
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_learned_preferences_survive_kill_9_and_restart(tmp_path, backend, request):
+    db = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    server = Server(tmp_path, db=db).start()
     try:
         headers = {"Authorization": f"Bearer {KEY_APP}"}
         body = {
@@ -284,3 +328,23 @@ async def test_32_concurrent_streams_equal_their_solo_replies_and_a_disconnect_f
             break
         time.sleep(0.1)
     assert cancelled() == before + 1
+
+
+def test_the_preference_agent_steers_a_chat_openai_pointed_at_the_server(server):
+    from langchain_core.messages import HumanMessage
+    from langchain_openai import ChatOpenAI
+    from langgraph.store.memory import InMemoryStore
+
+    from langchain_steer.agent import AgentContext, RemoteSteering, build_preference_agent
+
+    remote = ChatOpenAI(base_url=f"{server.url}/v1", api_key=KEY_APP, model="demo", max_tokens=20)
+    agent = build_preference_agent(model=remote, mode="learn", store=InMemoryStore())
+    question = "We're on a tight budget and bringing our toddler. Ideas for Saturday?"
+    result = agent.invoke({"messages": [("user", question)]}, context=AgentContext(user_id="dana"))
+    applied = result["applied"]
+    assert applied["cost"] < 0 and applied["age"] < 0
+    # The reply is the server's steered reply: the same call made by hand gives the same text.
+    direct = RemoteSteering(remote).invoke([HumanMessage(question)], steering=applied)
+    assert result["messages"][-1].content == direct.content
+    assert direct.content != remote.invoke([HumanMessage(question)]).content  # steering changed it
+    assert RemoteSteering(remote).steering_dimensions() == ["cost", "ambiance", "age", "time", "culture"]
