@@ -37,8 +37,9 @@ def _free_port() -> int:
 class Server:
     """``langchain-steer serve`` in a subprocess, restartable on the same database."""
 
-    def __init__(self, folder: Path, db: str | None = None) -> None:
+    def __init__(self, folder: Path, db: str | None = None, extra: tuple[str, ...] = ()) -> None:
         self.folder = folder
+        self.extra = extra
         self.db = db or str(folder / "preferences.db")
         keys = folder / "keys.json"
         keys.write_text(json.dumps({KEY_ANA: ["ana"], KEY_APP: "*"}))
@@ -56,7 +57,7 @@ class Server:
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "langchain_steer.cli", "serve", "--port", str(self.port),
-                "--db", self.db, "--api-keys", str(self.keys),
+                "--db", self.db, "--api-keys", str(self.keys), *self.extra,
             ],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
@@ -348,3 +349,21 @@ def test_the_preference_agent_steers_a_chat_openai_pointed_at_the_server(server)
     assert result["messages"][-1].content == direct.content
     assert direct.content != remote.invoke([HumanMessage(question)]).content  # steering changed it
     assert RemoteSteering(remote).steering_dimensions() == ["cost", "ambiance", "age", "time", "culture"]
+
+
+async def test_a_full_queue_answers_429_with_retry_after_at_once(tmp_path):
+    server = Server(tmp_path, extra=("--max-batch-size", "1", "--max-queue", "1")).start()
+    try:
+        async with httpx.AsyncClient(timeout=120) as client:
+            body = {"messages": [{"role": "user", "content": PROMPT}], "max_tokens": 40}
+            headers = {"Authorization": f"Bearer {KEY_APP}"}
+            responses = await asyncio.gather(
+                *(client.post(f"{server.url}/v1/chat/completions", json=body, headers=headers)
+                  for _ in range(6))
+            )  # fmt: skip
+        statuses = sorted(r.status_code for r in responses)
+        assert 429 in statuses and 200 in statuses and set(statuses) <= {200, 429}, statuses
+        busy = next(r for r in responses if r.status_code == 429)
+        assert busy.headers["retry-after"] == "1" and busy.json()["error"]["code"] == "queue_full"
+    finally:
+        server.stop()
