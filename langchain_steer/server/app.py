@@ -106,7 +106,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         state = getattr(request.app.state, "server", None)
         if state is not None:
             state.metrics.observe(path, response.status_code, seconds)
-        # Sizes and timings only: message text stays out of the log unless log_content is set.
+        # Route, status and timing only: message text never reaches the log.
         access_logger.info(
             "%s %s %d %.3fs",
             request.method,

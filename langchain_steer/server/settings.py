@@ -80,7 +80,6 @@ class ServerSettings:
         shutdown_timeout: seconds that requests in flight get to finish at shutdown before they are cancelled.
         device: the device to load the model on (``None``: CUDA when available).
         dtype: the weights dtype (``None``: float32 on CPU, bfloat16 on CUDA).
-        log_content: log message text in the access log (off: only sizes and timings are logged).
     """
 
     model: str = "demo"
@@ -96,7 +95,6 @@ class ServerSettings:
     shutdown_timeout: float = 30.0
     device: str | None = None
     dtype: str | None = None
-    log_content: bool = False
 
     def __post_init__(self) -> None:
         if not self.api_keys and not is_loopback(self.host):

@@ -367,3 +367,23 @@ async def test_a_full_queue_answers_429_with_retry_after_at_once(tmp_path):
         assert busy.headers["retry-after"] == "1" and busy.json()["error"]["code"] == "queue_full"
     finally:
         server.stop()
+
+
+def test_sigterm_lets_a_reply_in_flight_finish_then_exits(tmp_path):
+    server = Server(tmp_path).start()
+    body = {"messages": [{"role": "user", "content": PROMPT}], "max_tokens": 48, "stream": True}
+    headers = {"Authorization": f"Bearer {KEY_APP}"}
+    lines = []
+    with httpx.stream(
+        "POST", f"{server.url}/v1/chat/completions", json=body, headers=headers, timeout=120
+    ) as response:
+        for line in response.iter_lines():
+            if line:
+                lines.append(line)
+            if len(lines) == 3:
+                server.process.send_signal(signal.SIGTERM)  # mid-stream
+    assert len(lines) > 10 and lines[-1] == "data: [DONE]"  # the stream in flight was finished, not cut
+    # uvicorn re-raises the signal it handled once the shutdown is done, so the status is SIGTERM's.
+    assert server.process.wait(60) in (0, -signal.SIGTERM)
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{server.url}/health", timeout=2)  # and it no longer accepts requests
