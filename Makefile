@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: install install-test demo test unit integration lint bench-install bench paper clean
+.PHONY: install install-test postgres demo test unit integration lint bench-install bench paper clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ install: $(PY)
 install-test: install
 	$(PIP) install -q -e ".[test]"
 
+# The server's PostgreSQL tests start their own PostgreSQL server from Debian's package (as root, CI
+# installs it here; elsewhere install it with your package manager, or those tests are skipped).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "note: PostgreSQL is not installed; its tests will be skipped (apt-get install postgresql)"; fi; }
+
 demo: install
 	$(VENV)/bin/langchain-steer demo
 
@@ -35,10 +43,10 @@ lint: install-test
 unit: install-test
 	$(PY) -m pytest tests/unit_tests
 
-integration: install-test
+integration: install-test postgres
 	$(PY) -m pytest tests/integration_tests
 
-test: lint
+test: lint postgres
 	$(PY) -m pytest tests/unit_tests tests/integration_tests
 
 bench-install: install

@@ -64,6 +64,9 @@ class BatcherStats:
     """The most rows decoded in one step."""
     joins: int = 0
     """Requests that joined a batch already running."""
+    cancelled: int = 0
+    """Requests cancelled by their caller (a closed stream, a disconnect, a stop string the chat model saw):
+    they left the queue, or the batch at the next step."""
 
 
 @dataclass
@@ -236,6 +239,7 @@ class MicroBatcher:
                 self._waiting.remove(ticket)
             except ValueError:
                 return
+            self.stats.cancelled += 1
             self._cond.notify_all()
         ticket.finish("cancelled")
 
@@ -313,7 +317,9 @@ class MicroBatcher:
                         self.stats.steps += 1
                         self.stats.row_steps += len(decoder.rows)
                         self.stats.largest_batch = max(self.stats.largest_batch, len(decoder.rows))
-                        finished.extend(decoder.step())
+                        stepped = decoder.step()
+                        self.stats.cancelled += sum(reason == "cancelled" for _, reason, _ in stepped)
+                        finished.extend(stepped)
                         if decoder.rows or self._waiting:
                             _finish_all(finished)
                             finished = []

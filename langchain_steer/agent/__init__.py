@@ -15,6 +15,7 @@ from langchain_steer.agent.inference import (
     infer_preferences,
     update_preferences,
 )
+from langchain_steer.agent.remote import RemoteSteering
 from langchain_steer.agent.state import AgentContext, PreferenceState, preference_namespace
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "LLMInferencer",
     "PreferenceState",
     "Reading",
+    "RemoteSteering",
     "build_preference_agent",
     "default_inferencer",
     "infer_preferences",

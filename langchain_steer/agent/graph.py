@@ -20,6 +20,7 @@ from langchain_steer.agent.nodes import (
     make_respond_node,
     make_select_node,
 )
+from langchain_steer.agent.remote import RemoteSteering, is_openai_chat_model
 from langchain_steer.agent.state import AgentContext, Mode, PreferenceState
 from langchain_steer.dimensions import DIMENSIONS
 
@@ -34,9 +35,12 @@ def _chat_model(model: Any) -> Any:
         return SteeredChatModel(model="demo", max_tokens=160, repetition_penalty=1.15)
     if isinstance(model, str):
         return SteeredChatModel(model=model, max_tokens=160, repetition_penalty=1.15)
+    if is_openai_chat_model(model):  # a model served by `langchain-steer serve`, steered over HTTP
+        return RemoteSteering(model)
     if not hasattr(model, "invoke"):
         raise TypeError(
-            f"model must be a model name or a SteeredChatModel, not {type(model).__name__}."
+            f"model must be a model name, a SteeredChatModel or a ChatOpenAI pointed at "
+            f"`langchain-steer serve`, not {type(model).__name__}."
         )
     return model
 
@@ -55,8 +59,10 @@ def build_preference_agent(
     """Build and compile the preference agent.
 
     Args:
-        model: the chat model that answers: a :class:`~langchain_steer.SteeredChatModel`, or a model name
-            for one (default: ``"demo"``; a name gets 160 tokens per reply and ``repetition_penalty=1.15``).
+        model: the chat model that answers: a :class:`~langchain_steer.SteeredChatModel`, a model name
+            for one (default: ``"demo"``; a name gets 160 tokens per reply and ``repetition_penalty=1.15``),
+            or a ``ChatOpenAI(base_url=...)`` pointed at ``langchain-steer serve``, steered through the
+            request body (:class:`~langchain_steer.agent.remote.RemoteSteering`).
         mode: ``"learn"`` (infer preferences from every user turn), ``"select"`` (strengths from the runtime
             context or the state only) or ``"calibrate"`` (an A/B elicitation: questions through
             ``interrupt()``).

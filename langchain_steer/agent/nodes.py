@@ -28,6 +28,7 @@ from langchain_steer.agent.state import AgentContext, PreferenceState, preferenc
 
 __all__ = [
     "STORE_KEY",
+    "learn_preferences",
     "Node",
     "clip_preferences",
     "latest_turns",
@@ -120,14 +121,30 @@ def latest_turns(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
     return list(messages[start:])
 
 
+def learn_preferences(
+    inferencer: Inferencer,
+    messages: Sequence[BaseMessage],
+    preferences: Mapping[str, float],
+    dimensions: Sequence[str],
+) -> dict[str, float]:
+    """The LEARN step: update ``preferences`` from the user turns since the last assistant reply.
+
+    Only the newest turns are read, so a conversation sent again with one more turn does not count its
+    earlier turns twice. The server's ``learn`` mode runs this same step.
+    """
+    updated = dict(preferences)
+    for reading in inferencer.read(latest_turns(messages)):
+        updated = update_preferences(updated, reading, dimensions)
+    return clip_preferences(updated, dimensions)
+
+
 def make_learn_node(inferencer: Inferencer, dimensions: Sequence[str]) -> Node:
     """``learn``: read the newest user turn(s) and update the preferences (LEARN)."""
 
     def learn(state: PreferenceState, *, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-        preferences = dict(state.get("preferences") or {})
-        for reading in inferencer.read(latest_turns(state["messages"])):
-            preferences = update_preferences(preferences, reading, dimensions)
-        preferences = clip_preferences(preferences, dimensions)
+        preferences = learn_preferences(
+            inferencer, state["messages"], state.get("preferences") or {}, dimensions
+        )
         save_preferences(runtime, preferences)
         return {"preferences": preferences}
 

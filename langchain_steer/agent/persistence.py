@@ -17,7 +17,22 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SqlitePersistence"]
+__all__ = ["SqlitePersistence", "default_database"]
+
+
+def default_database() -> Path:
+    """The SQLite file that ``langchain-steer agent`` and ``langchain-steer serve`` share by default.
+
+    ``$LANGCHAIN_STEER_DB`` wins; otherwise ``preferences.db`` in the user's data folder
+    (``$XDG_DATA_HOME/langchain-steer``, or ``~/.local/share/langchain-steer``), so that the agent and the
+    server read and write the same preferences.
+    """
+    import os
+
+    if os.environ.get("LANGCHAIN_STEER_DB"):
+        return Path(os.environ["LANGCHAIN_STEER_DB"])
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "langchain-steer" / "preferences.db"
 
 
 class SqlitePersistence:

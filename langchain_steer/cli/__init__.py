@@ -1,8 +1,8 @@
-"""The ``langchain-steer`` command line: ``extract``, ``chat``, ``demo``, ``agent`` and ``eval``.
+"""The ``langchain-steer`` command line: ``extract``, ``chat``, ``demo``, ``agent``, ``eval`` and ``serve``.
 
 A thin layer: it parses arguments, calls the library, and prints. It is the only package that prints
 or configures logging. One module per command group: :mod:`.engine` (``extract``, ``chat``, ``demo``),
-:mod:`.agent` and :mod:`.eval`; :mod:`.common` holds the options they share.
+:mod:`.agent`, :mod:`.eval` and :mod:`.server`; :mod:`.common` holds the options they share.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from langchain_steer.cli import agent, engine
+from langchain_steer.cli import agent, engine, server
 from langchain_steer.cli import eval as eval_commands
 
 __all__ = ["build_parser", "main"]
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_commands(sub)
     agent.add_command(sub)
     eval_commands.add_commands(sub)
+    server.add_command(sub)
     return parser
 
 

@@ -36,12 +36,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from langgraph.types import Command
 
     from langchain_steer.agent import AgentContext, build_preference_agent
-    from langchain_steer.agent.persistence import SqlitePersistence
+    from langchain_steer.agent.persistence import SqlitePersistence, default_database
     from langchain_steer.chat_model import SteeredChatModel
-    from langchain_steer.models import cache_dir
 
     dimensions = args.dimensions.split(",") if args.dimensions else None
-    db_path = Path(args.db) if args.db else cache_dir() / "agent.db"
+    db_path = Path(args.db) if args.db else default_database()
     thread = args.thread or f"{args.user}-{time.strftime('%Y%m%d-%H%M%S')}"
     interactive = sys.stdin.isatty()
 
@@ -132,7 +131,8 @@ def add_command(sub: Any) -> None:
     agent.add_argument("--user", default="me", help="whose preferences to use and remember")
     agent.add_argument("--mode", choices=["learn", "select", "calibrate"], default="learn")
     agent.add_argument(
-        "--db", help="SQLite file for threads and preferences (default: in the cache)"
+        "--db", help="SQLite file for threads and preferences (default: the one `serve` uses too, "
+        "$LANGCHAIN_STEER_DB or ~/.local/share/langchain-steer/preferences.db)"
     )
     agent.add_argument("--thread", help="resume this conversation (default: a new one)")
     agent.add_argument(
