@@ -56,7 +56,7 @@ bench-install: install
 	$(PIP) install -q --no-deps repeng==0.4.0 steering-vectors==0.12.2
 
 bench: bench-install
-	@for b in overhead serving peers streaming; do $(PY) benchmarks/$$b.py || exit 1; done
+	@for b in overhead serving peers streaming server; do $(PY) benchmarks/$$b.py || exit 1; done
 
 paper: install
 	$(PIP) install -q -e ".[eval]"

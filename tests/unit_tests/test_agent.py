@@ -296,7 +296,7 @@ def test_bad_arguments_are_clear_errors(tiny_llm):
         build_preference_agent(tiny_llm, mode="calibrate", calibrate_rounds=9)
     with pytest.raises(ValueError, match="distinct"):
         build_preference_agent(tiny_llm, dimensions=["cost", "cost"])
-    with pytest.raises(TypeError, match="model name or a SteeredChatModel"):
+    with pytest.raises(TypeError, match="a model name, a SteeredChatModel or a ChatOpenAI"):
         build_preference_agent(42)
 
 
