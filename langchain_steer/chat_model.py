@@ -33,25 +33,24 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
-from transformers import RepetitionPenaltyLogitsProcessor
 
 from langchain_steer.batching import GenerationRequest, Ticket
 from langchain_steer.dimensions import NoBuiltinVectorsError, builtin_vectors
-from langchain_steer.hooks import Positions, check_strength, layer_offsets
+from langchain_steer.engines import Engine, EngineName
+from langchain_steer.engines import hf as hf_engine
+from langchain_steer.hooks import Positions, check_strength
 from langchain_steer.messages import render_prompt
-from langchain_steer.models import load_model
 from langchain_steer.prompts import supports_tools
-from langchain_steer.scheduler import MicroBatcher, QueueFull, batcher_for, check_batching
+from langchain_steer.scheduler import QueueFull, check_batching
 from langchain_steer.streaming import TextAssembler
 from langchain_steer.tools import (
     CallGuard,
-    ReplyRepetitionPenalty,
     compile_auto_tool_calls,
     compile_json_schema,
     compile_tool_calls,
-    logits_processor,
     normalise_tool_choice,
     parse_tool_calls,
+    reply_constraint,
     split_tool_calls,
     tool_prompt,
 )
@@ -345,6 +344,19 @@ class SteeredChatModel(BaseChatModel):
     queue_full: QueueFull = "wait"
     """When ``max_queue`` calls are waiting: ``"wait"`` for room, or ``"error"`` (``QueueFullError``)."""
 
+    engine: EngineName = "hf"
+    """What decodes the replies: ``"hf"``, transformers and our micro-batcher in this process (the default,
+    and the embedded path), or ``"vllm"``, vLLM's async engine in this process, steered per request from
+    the vectors registered when it starts (``pip install "langchain-steer[vllm]"``; see
+    :mod:`langchain_steer.engines`). Replies, streaming, tools, structured output and errors are the
+    same on both."""
+
+    engine_args: dict[str, Any] = Field(default_factory=dict)
+    """Further settings for the vLLM engine, passed to vLLM's ``AsyncEngineArgs``: e.g.
+    ``{"tensor_parallel_size": 2}``, ``{"pipeline_parallel_size": 2, "distributed_executor_backend":
+    "ray"}``, ``{"gpu_memory_utilization": 0.8}``, ``{"max_model_len": 4096}``. Only with
+    ``engine="vllm"``."""
+
     model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
 
     _vectors_cache: dict[str, SteeringVector] | None = PrivateAttr(default=None)
@@ -381,6 +393,12 @@ class SteeredChatModel(BaseChatModel):
         ):
             raise ValueError(f"batch_window_ms must be 0 to 1000, not {window!r}.")
         check_batching(self.max_batch_size, window / 1000, self.max_queue, self.queue_full)
+        if self.engine_args and self.engine != "vllm":
+            raise ValueError("engine_args are vLLM settings: pass them with engine='vllm'.")
+        if self.engine == "vllm" and self.layer_path is not None:
+            raise ValueError(
+                "layer_path is an HF-engine setting; vLLM's models expose model.model.layers."
+            )
         return self
 
     @field_validator("top_p")
@@ -410,6 +428,8 @@ class SteeredChatModel(BaseChatModel):
             "layer_path": self.layer_path,
             "device": self.device,
             "dtype": self.dtype,
+            "engine": self.engine,
+            "engine_args": self.engine_args,
         }
 
     def _vectors_fingerprint(self) -> str:
@@ -434,7 +454,13 @@ class SteeredChatModel(BaseChatModel):
 
     # -- resources ----------------------------------------------------------------------------------
     def _load(self) -> tuple[Any, Any, dict[str, SteeringVector]]:
-        model, tokenizer = load_model(self.model, device=self.device, dtype=self.dtype)
+        """``(model, tokenizer, vectors)``; under vLLM the model is a weightless skeleton for the checks."""
+        if self.engine == "vllm":
+            from langchain_steer.engines import vllm as vllm_engine
+
+            model, tokenizer = vllm_engine.load(self.model, device=self.device, dtype=self.dtype)
+        else:
+            model, tokenizer = hf_engine.load(self.model, device=self.device, dtype=self.dtype)
         return model, tokenizer, self._get_vectors()
 
     def steering_dimensions(self) -> list[str]:
@@ -472,15 +498,31 @@ class SteeredChatModel(BaseChatModel):
         return strengths
 
     # -- generation ---------------------------------------------------------------------------------
-    def batcher(self) -> MicroBatcher:
-        """The micro-batcher this model's calls go through (loads the model); ``.stats`` counts its work.
+    def batcher(self) -> Engine:
+        """The batcher this model's calls go through (loads the model); ``.stats`` counts its work.
 
-        Every instance with the same loaded model and batching settings shares it.
+        Under ``engine="hf"`` it is our :class:`~langchain_steer.scheduler.MicroBatcher`; under
+        ``engine="vllm"`` the :class:`~langchain_steer.engines.vllm.VLLMEngine` (started on first use).
+        Every instance with the same model and settings shares it.
         """
         return self._batcher(self._load()[0])
 
-    def _batcher(self, model: Any) -> MicroBatcher:
-        return batcher_for(
+    def _batcher(self, model: Any) -> Engine:
+        if self.engine == "vllm":
+            from langchain_steer.engines import vllm as vllm_engine
+
+            return vllm_engine.engine_for(
+                self.model,
+                self._get_vectors(),
+                self._vectors_fingerprint(),
+                device=self.device,
+                dtype=self.dtype,
+                max_batch_size=self.max_batch_size,
+                max_queue=self.max_queue,
+                queue_full=self.queue_full,
+                engine_args=self.engine_args,
+            )
+        return hf_engine.engine_for(
             model,
             max_batch_size=self.max_batch_size,
             window=self.batch_window_ms / 1000,
@@ -667,6 +709,8 @@ class SteeredChatModel(BaseChatModel):
             )
 
         vocab = int(model.config.get_text_config().vocab_size)
+        # Both engines compile the grammar here: a bad schema gets the same error whichever decodes it.
+        constraint = reply_constraint(tools, choice, response_format)
         compiled = None
         if tools and choice not in ("auto", "none"):
             forced = [t for t in tools if choice == "any" or t["function"]["name"] == choice]
@@ -676,26 +720,22 @@ class SteeredChatModel(BaseChatModel):
             compiled = compile_auto_tool_calls(tokenizer, vocab, tools)
         elif response_format is not None:
             compiled = compile_json_schema(tokenizer, vocab, response_format)
-        processors: list[Any] = []
-        if penalty is not None and penalty != 1.0:
-            processors.append(RepetitionPenaltyLogitsProcessor(penalty))
-        elif penalty is None and compiled is not None:
-            # Penalise loops within the reply only: values copied from the prompt must stay likely.
-            processors.append(ReplyRepetitionPenalty(prompt_tokens, CONSTRAINED_REPETITION_PENALTY))
-        if compiled is not None:
-            # The grammar mask runs last, so the reply still always matches the schema.
-            processors.append(logits_processor(compiled))
         request = GenerationRequest(
             input_ids=input_ids,
             max_new_tokens=max_tokens,
             eos_token_ids=_eos_ids(model, tokenizer),
-            offsets=layer_offsets(vectors, strengths),
             positions=self.positions,
             temperature=temperature,
             top_p=top_p,
             seed=seed,
-            processors=processors,
+            strengths={name: float(value) for name, value in strengths.items() if value},
+            constraint=constraint,
+            repetition_penalty=penalty,
+            # Penalise loops within a constrained reply only: values copied from the prompt stay likely.
+            reply_penalty=CONSTRAINED_REPETITION_PENALTY if penalty is None and constraint else None,
         )
+        if self.engine == "hf":
+            request = hf_engine.finish_request(request, vectors, compiled)
         return _Call(
             model=model,
             tokenizer=tokenizer,

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DEMO_MODEL_ID",
     "cache_dir",
+    "model_source",
     "clear_model_cache",
     "load_model",
     "ModelLock",
@@ -160,8 +161,12 @@ def _convert_gguf(gguf: Path) -> Path:
     return target
 
 
-def _source(name: str) -> tuple[str, str]:
-    """Map ``name`` to ``(folder or hub id to load, canonical model id)``."""
+def model_source(name: str) -> tuple[str, str]:
+    """Map ``name`` to ``(folder or hub id to load, canonical model id)``.
+
+    ``"demo"`` and ``.gguf`` files are dequantised once into a safetensors folder in :func:`cache_dir`
+    (vLLM loads that folder too); a folder resolves to its absolute path; anything else is a hub id.
+    """
     if name == "demo":
         return str(_convert_gguf(demo_gguf_path())), DEMO_MODEL_ID
     path = Path(name).expanduser()
@@ -219,7 +224,7 @@ def load_model(name: str, *, device: str | None = None, dtype: Any = None) -> tu
             return _loaded[key]
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        source, model_id = _source(name)
+        source, model_id = model_source(name)
         tokenizer = AutoTokenizer.from_pretrained(source)
         model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
         model.to(device_str)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from langchain_steer.hooks import Positions
+from langchain_steer.tools import Constraint
 
 __all__ = ["GenerationRequest", "LogitsProcessor", "Ticket"]
 
@@ -44,7 +45,14 @@ class GenerationRequest:
         temperature: 0 for greedy decoding, otherwise the sampling temperature.
         top_p: nucleus sampling threshold (when sampling).
         seed: seeds this row's own random generator (when sampling).
-        processors: logits processors applied in order before temperature and top-p.
+        processors: logits processors applied in order before temperature and top-p (HF engine).
+        strengths: the strengths ``offsets`` were computed from, by dimension; the vLLM engine steers from
+            these (its workers hold the vectors).
+        constraint: the grammar the reply must match, in engine-neutral form (the vLLM engine hands it to
+            vLLM's structured outputs; the HF engine has it compiled into ``processors``).
+        repetition_penalty: the caller's explicit HF-style repetition penalty, if any (vLLM engine).
+        reply_penalty: a repetition penalty on tokens of the reply only (not the prompt), for
+            grammar-constrained replies without an explicit penalty (vLLM engine).
     """
 
     input_ids: Sequence[int]
@@ -56,6 +64,10 @@ class GenerationRequest:
     top_p: float = 1.0
     seed: int | None = None
     processors: list[LogitsProcessor] = field(default_factory=list)
+    strengths: dict[str, float] = field(default_factory=dict)
+    constraint: Constraint | None = None
+    repetition_penalty: float | None = None
+    reply_penalty: float | None = None
 
     def __post_init__(self) -> None:
         if not self.input_ids:

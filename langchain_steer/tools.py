@@ -25,6 +25,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -34,6 +35,7 @@ __all__ = [
     "TOOL_CALL_BEGIN",
     "TOOL_CALL_END",
     "CallGuard",
+    "Constraint",
     "ReplyRepetitionPenalty",
     "ToolChoice",
     "bound_schema",
@@ -43,6 +45,7 @@ __all__ = [
     "logits_processor",
     "normalise_tool_choice",
     "parse_tool_calls",
+    "reply_constraint",
     "split_tool_calls",
     "tool_prompt",
 ]
@@ -164,14 +167,9 @@ def compile_tool_calls(tokenizer: Any, vocab_size: int, tools: Sequence[dict[str
     return _compile(tokenizer, vocab_size, grammar)
 
 
-def compile_auto_tool_calls(tokenizer: Any, vocab_size: int, tools: Sequence[dict[str, Any]]) -> Any:
-    """Compile the ``"auto"`` grammar: free text, and from ``<tool_call>`` on, a call to one of ``tools``.
-
-    Raises:
-        ValueError: a tool's parameter schema cannot be compiled.
-    """
+def _auto_structural_tag(tools: Sequence[dict[str, Any]]) -> dict[str, Any]:
     schema = {"anyOf": [bound_schema(_call_schema(tool)) for tool in tools]}
-    structural = {
+    return {
         "type": "structural_tag",
         "format": {
             "type": "triggered_tags",
@@ -186,10 +184,64 @@ def compile_auto_tool_calls(tokenizer: Any, vocab_size: int, tools: Sequence[dic
             ],
         },
     }
+
+
+def compile_auto_tool_calls(
+    tokenizer: Any, vocab_size: int, tools: Sequence[dict[str, Any]]
+) -> Any:
+    """Compile the ``"auto"`` grammar: free text, and from ``<tool_call>`` on, a call to one of ``tools``.
+
+    Raises:
+        ValueError: a tool's parameter schema cannot be compiled.
+    """
     try:
-        return _compiler(tokenizer, vocab_size).compile_structural_tag(structural)
+        return _compiler(tokenizer, vocab_size).compile_structural_tag(_auto_structural_tag(tools))
     except Exception as error:  # xgrammar raises its own error types
         raise ValueError(f"Could not compile the tool-call grammar: {error}") from error
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """The grammar a reply must match, in a form every engine can compile.
+
+    Attributes:
+        kind: ``"json"`` (``spec`` is a JSON schema) or ``"structural_tag"`` (``spec`` is an xgrammar
+            structural tag: free text, and a schema-constrained call once its begin tag appears).
+        spec: the schema or the tag, already bounded (:func:`bound_schema`).
+    """
+
+    kind: Literal["json", "structural_tag"]
+    spec: dict[str, Any]
+    grammar: str | None = None
+    """For ``"json"``: the EBNF of the exact grammar the HF engine compiles, so that every engine
+    constrains the reply alike (a JSON schema leaves layout choices to the grammar compiler)."""
+
+
+def reply_constraint(
+    tools: Sequence[dict[str, Any]], choice: str, response_format: dict[str, Any] | None
+) -> Constraint | None:
+    """What a reply must match for this tool choice or response format; ``None`` for free text.
+
+    A forced choice (a tool's name or ``"any"``) must be one call to one of those tools; ``"auto"`` is free
+    text with calls constrained from ``<tool_call>`` on; a ``response_format`` schema constrains the whole
+    reply. The HF engine compiles the same grammars with :func:`compile_tool_calls`,
+    :func:`compile_auto_tool_calls` and :func:`compile_json_schema`.
+    """
+    import xgrammar as xgr
+
+    if tools and choice not in ("auto", "none"):
+        forced = [t for t in tools if choice == "any" or t["function"]["name"] == choice]
+        schemas = [bound_schema(_call_schema(tool)) for tool in forced]
+        grammars = [_grammar(json.dumps(schema)) for schema in schemas]
+        union = grammars[0] if len(grammars) == 1 else xgr.Grammar.union(*grammars)
+        spec = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
+        return Constraint("json", spec, str(union))
+    if tools and choice == "auto":
+        return Constraint("structural_tag", _auto_structural_tag(tools))
+    if response_format is not None:
+        schema = bound_schema(response_format)
+        return Constraint("json", schema, str(_grammar(json.dumps(schema))))
+    return None
 
 
 class CallGuard:

@@ -33,10 +33,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             cors_origins=tuple(args.cors_origin or ()),
             max_batch_size=args.max_batch_size,
             max_queue=args.max_queue,
+            dtype=args.dtype,
+            engine=args.engine,
+            engine_args=_engine_args(args),
         )
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
-    print(f"langchain-steer: serving {settings.model} on http://{settings.host}:{settings.port}/v1")
+    print(
+        f"langchain-steer: serving {settings.model} ({settings.engine} engine) on "
+        f"http://{settings.host}:{settings.port}/v1"
+    )
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -45,6 +51,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level="info" if args.verbose else "warning",
     )
     return 0
+
+
+def _engine_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The vLLM engine settings the command line gives (only the ones set)."""
+    given = {
+        "tensor_parallel_size": args.tensor_parallel_size,
+        "pipeline_parallel_size": args.pipeline_parallel_size,
+        "distributed_executor_backend": args.distributed_executor_backend,
+        "max_model_len": args.max_model_len,
+        "gpu_memory_utilization": args.gpu_memory_utilization,
+    }
+    chosen = {key: value for key, value in given.items() if value is not None}
+    if chosen and args.engine != "vllm":
+        raise ValueError(f"--{next(iter(chosen)).replace('_', '-')} is a vLLM setting: add --engine vllm.")
+    return chosen
 
 
 def add_command(sub: Any) -> None:
@@ -70,4 +91,17 @@ def add_command(sub: Any) -> None:
     )
     serve.add_argument("--max-batch-size", type=int, default=8, help="replies decoded together")
     serve.add_argument("--max-queue", type=int, default=256, help="waiting requests before 429")
+    serve.add_argument("--dtype", help="weights dtype (default: float32 on CPU, bfloat16 on CUDA)")
+    serve.add_argument(
+        "--engine", choices=["hf", "vllm"], default="hf",
+        help="hf: transformers and our micro-batcher (default); vllm: vLLM's engine (docs/scale.md)",
+    )  # fmt: skip
+    vllm = serve.add_argument_group("vLLM engine (with --engine vllm)")
+    vllm.add_argument("--tensor-parallel-size", type=int, help="GPUs each layer is split over")
+    vllm.add_argument("--pipeline-parallel-size", type=int, help="stages the layers are split into")
+    vllm.add_argument(
+        "--distributed-executor-backend", choices=["mp", "ray"], help="ray for several nodes"
+    )
+    vllm.add_argument("--max-model-len", type=int, help="longest prompt plus reply, in tokens")
+    vllm.add_argument("--gpu-memory-utilization", type=float, help="share of GPU memory vLLM may use")
     serve.set_defaults(func=cmd_serve)

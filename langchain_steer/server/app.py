@@ -68,6 +68,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             max_batch_size=settings.max_batch_size,
             max_queue=settings.max_queue,
             queue_full="error",  # a full queue is a 429 with Retry-After, never a hang
+            engine=settings.engine,  # type: ignore[arg-type]
+            engine_args=dict(settings.engine_args),
         )
         # Loading takes seconds: keep the event loop free while it runs.
         await run_in_threadpool(llm.batcher)

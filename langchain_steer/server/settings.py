@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["ANY_USER", "Limits", "ServerSettings", "check_user", "read_api_keys"]
 
@@ -80,6 +81,9 @@ class ServerSettings:
         shutdown_timeout: seconds that requests in flight get to finish at shutdown before they are cancelled.
         device: the device to load the model on (``None``: CUDA when available).
         dtype: the weights dtype (``None``: float32 on CPU, bfloat16 on CUDA).
+        engine: ``"hf"`` (transformers and our micro-batcher) or ``"vllm"`` (vLLM's engine).
+        engine_args: vLLM ``AsyncEngineArgs`` settings (tensor and pipeline parallel sizes, ...), with
+            ``engine="vllm"`` only.
     """
 
     model: str = "demo"
@@ -95,8 +99,12 @@ class ServerSettings:
     shutdown_timeout: float = 30.0
     device: str | None = None
     dtype: str | None = None
+    engine: str = "hf"
+    engine_args: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.engine not in ("hf", "vllm"):
+            raise ValueError(f"engine must be 'hf' or 'vllm', not {self.engine!r}.")
         if not self.api_keys and not is_loopback(self.host):
             raise ValueError(
                 f"Binding {self.host} (not a loopback address) needs an API key: pass --api-key or "

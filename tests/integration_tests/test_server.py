@@ -7,85 +7,21 @@ Each test talks HTTP to ``langchain-steer serve`` started in a subprocess (not a
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from server_process import KEY_ANA, KEY_APP, Server, free_port
 
 from langchain_steer import SteeredChatModel
 
-KEY_ANA = "sk-ana-0123456789abcdef"
-KEY_APP = "sk-app-0123456789abcdef"
 PROMPT = "Plan a dinner for Saturday."
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """``langchain-steer serve`` in a subprocess, restartable on the same database."""
-
-    def __init__(self, folder: Path, db: str | None = None, extra: tuple[str, ...] = ()) -> None:
-        self.folder = folder
-        self.extra = extra
-        self.db = db or str(folder / "preferences.db")
-        keys = folder / "keys.json"
-        keys.write_text(json.dumps({KEY_ANA: ["ana"], KEY_APP: "*"}))
-        self.keys = keys
-        self.process: subprocess.Popen | None = None
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Server:
-        self.port = _free_port()
-        log = open(self.folder / f"server-{self.port}.log", "w")  # noqa: SIM115 - closed with the process
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "langchain_steer.cli", "serve", "--port", str(self.port),
-                "--db", self.db, "--api-keys", str(self.keys), *self.extra,
-            ],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError((self.folder / f"server-{self.port}.log").read_text())
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError("the server did not become ready in 180 s")
-
-    def kill(self) -> None:
-        """``kill -9``: no shutdown handler runs."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +177,7 @@ def postgres_url():
     # Directly under /tmp: pytest's own temporary folders are private to root, and the server runs as
     # another user.
     folder = Path(tempfile.mkdtemp(prefix="langchain-steer-pg-"))
-    data, port = folder / "data", _free_port()
+    data, port = folder / "data", free_port()
     # initdb refuses to run as root: run the server as the postgres user the Debian package creates.
     prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if prefix:
@@ -387,3 +323,4 @@ def test_sigterm_lets_a_reply_in_flight_finish_then_exits(tmp_path):
     assert server.process.wait(60) in (0, -signal.SIGTERM)
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{server.url}/health", timeout=2)  # and it no longer accepts requests
+

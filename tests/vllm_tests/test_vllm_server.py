@@ -1,0 +1,126 @@
+"""Our server on the vLLM engine, and vLLM's own server with our plugin: real processes, real clients."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from server_process import KEY_APP, Server, free_port
+
+from langchain_steer.engines.vllm import cache_salt
+
+PROMPT = "Plan a dinner for Saturday."
+STEERING = {"cost": -1.0}
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tmp_path_factory):
+    running = Server(
+        tmp_path_factory.mktemp("vllm-server"), extra=("--engine", "vllm", "--dtype", "float32")
+    ).start()
+    yield running
+    running.stop()
+
+
+def test_openai_sdk_chat_and_stream_equal_the_vllm_chat_model(vllm_server, vllm_llm):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{vllm_server.url}/v1", api_key=KEY_APP)
+    expected = vllm_llm.invoke(PROMPT, steering=STEERING).content
+    assert expected != vllm_llm.invoke(PROMPT).content
+    reply = client.chat.completions.create(
+        model="demo", messages=[{"role": "user", "content": PROMPT}], max_tokens=24,
+        extra_body={"steering": STEERING},
+    )  # fmt: skip
+    assert reply.choices[0].message.content == expected
+    assert reply.model_extra["steering"] == STEERING
+    stream = client.chat.completions.create(
+        model="demo", messages=[{"role": "user", "content": PROMPT}], max_tokens=24, stream=True,
+        stream_options={"include_usage": True}, extra_body={"steering": STEERING},
+    )  # fmt: skip
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == expected
+    assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) > 3
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_chat_openai_chain_tools_and_structured_output_on_vllm(vllm_server):
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+    from pydantic import BaseModel
+
+    llm = ChatOpenAI(base_url=f"{vllm_server.url}/v1", api_key=KEY_APP, model="demo", max_tokens=40)
+    chain = ChatPromptTemplate.from_messages([("user", "{question}")]) | llm
+    assert chain.invoke({"question": "Say hello."}).content
+
+    @tool
+    def get_weather(city: str) -> str:
+        """Get the weather in a city."""
+        return "sunny"
+
+    called = llm.bind_tools([get_weather], tool_choice="get_weather").invoke("Weather in Paris?")
+    assert called.tool_calls and called.tool_calls[0]["name"] == "get_weather"
+    assert isinstance(called.tool_calls[0]["args"].get("city"), str)
+
+    class Plan(BaseModel):
+        place: str
+        budget_dollars: int
+
+    roomy = ChatOpenAI(base_url=f"{vllm_server.url}/v1", api_key=KEY_APP, model="demo", max_tokens=200)
+    assert isinstance(roomy.with_structured_output(Plan).invoke("Plan a cheap dinner in Paris."), Plan)
+
+
+def test_vllms_own_server_steers_through_vllm_xargs(tmp_path, vllm_llm):
+    from openai import OpenAI
+
+    folder = vllm_llm.batcher().folder
+    port = free_port()
+    log = open(tmp_path / "vllm.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", folder,
+            "--served-model-name", "demo", "--host", "127.0.0.1", "--port", str(port),
+            "--dtype", "float32", "--enforce-eager", "--max-model-len", "2048",
+            "--generation-config", "vllm",
+        ],
+        stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "LANGCHAIN_STEER_VECTORS": "demo", "VLLM_CPU_KVCACHE_SPACE": "1"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            assert process.poll() is None, (tmp_path / "vllm.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused")
+        messages = [{"role": "user", "content": PROMPT}]
+
+        def ask(steering):
+            extra = {"vllm_xargs": {"steering": json.dumps(steering)}} if steering else {}
+            if steering:
+                extra["cache_salt"] = cache_salt(steering, "all")
+            reply = client.chat.completions.create(
+                model="demo", messages=messages, max_tokens=24, temperature=0, extra_body=extra
+            )
+            return reply.choices[0].message.content
+
+        assert ask(STEERING) == vllm_llm.invoke(PROMPT, steering=STEERING).content
+        assert ask({}) == vllm_llm.invoke(PROMPT).content
+        assert ask(STEERING) != ask({})
+    finally:
+        process.terminate()
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
