@@ -24,8 +24,10 @@ import asyncio
 import importlib.util
 import os
 import random
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,6 +38,12 @@ from serving import percentile
 from langchain_steer import SteeredChatModel, builtin_vectors
 from langchain_steer.engines.vllm import close_engines
 from langchain_steer.hooks import layer_offsets
+
+# This file is named like the package it measures: move its folder to the end of the path, so that `import
+# vllm` finds vLLM, not this script (vLLM's spawned processes, which re-import this file, still find the
+# helpers beside it).
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [e for e in sys.path if Path(e or ".").resolve() != _HERE] + [str(_HERE)]
 
 
 def steerings(count: int, seed: int = 0) -> list[dict[str, float]]:
