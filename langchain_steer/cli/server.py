@@ -43,6 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"langchain-steer: serving {settings.model} ({settings.engine} engine) on "
         f"http://{settings.host}:{settings.port}/v1"
     )
+    print(f"langchain-steer: chat page at http://{settings.host}:{settings.port}/")
     uvicorn.run(
         create_app(settings),
         host=settings.host,

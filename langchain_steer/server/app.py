@@ -12,16 +12,19 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from langchain_steer.chat_model import SteeredChatModel
 from langchain_steer.scheduler import QueueFullError
+from langchain_steer.server.calibration import Calibrations
 from langchain_steer.server.metrics import Metrics
 from langchain_steer.server.protocol import RequestError, error_body
 from langchain_steer.server.settings import ServerSettings
@@ -42,6 +45,11 @@ class ServerState:
     store: PreferenceStore
     metrics: Metrics
     dimensions: list[str]
+    calibrations: Calibrations
+
+
+STATIC = Path(__file__).with_name("static")
+"""The chat page's HTML, CSS and JavaScript."""
 
 
 def _default_db() -> str:
@@ -75,7 +83,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         await run_in_threadpool(llm.batcher)
         store = await run_in_threadpool(PreferenceStore, settings.db or _default_db())
         metrics = Metrics(llm)
-        app.state.server = ServerState(settings, llm, store, metrics, llm.steering_dimensions())
+        dimensions = llm.steering_dimensions()
+        calibrations = Calibrations(llm, store.store, store.checkpointer, dimensions)
+        app.state.server = ServerState(settings, llm, store, metrics, dimensions, calibrations)
         logger.info("Serving %s with dimensions %s", settings.model, app.state.server.dimensions)
         try:
             yield
@@ -95,6 +105,13 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    # The chat page (SELECT, CALIBRATE, LEARN): static files shipped with the package, no build step.
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
     app.add_middleware(BodyLimit, limit=settings.limits.max_body_bytes)
     _add_handlers(app)
 

@@ -42,6 +42,12 @@ class Completion:
     kwargs: dict[str, Any]
     strengths: dict[str, float]
     model: str
+    learned: list[dict[str, Any]] | None = None
+    """In ``learn`` mode, what moved and why (``dimension``, ``before``, ``after``, ``because``)."""
+
+    def extra(self) -> dict[str, Any]:
+        """Our extension fields of a response: the applied ``steering``, and ``learned`` in learn mode."""
+        return {"steering": self.strengths, **({"learned": self.learned} if self.learned is not None else {})}
 
 
 def _tool_calls(message: Message) -> list[dict[str, Any]]:
@@ -166,7 +172,7 @@ def completion_body(message: AIMessage, completion: Completion) -> dict[str, Any
             }
         ],
         "usage": _usage(message),
-        "steering": completion.strengths,
+        **completion.extra(),
     }
 
 
@@ -208,7 +214,7 @@ async def chunk_events(
             yield event([{"index": 0, "delta": delta, "finish_reason": None}])
     finish = last.response_metadata.get("finish_reason", "stop") if last is not None else "stop"
     yield event(
-        [{"index": 0, "delta": {}, "finish_reason": finish}], steering=completion.strengths
+        [{"index": 0, "delta": {}, "finish_reason": finish}], **completion.extra()
     )
     if include_usage and last is not None:
         yield event([], usage=_usage(last))

@@ -6,6 +6,7 @@ chat model's async methods, so the event loop is never blocked.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ from langchain_core.messages import AIMessageChunk
 from starlette.concurrency import run_in_threadpool
 
 from langchain_steer.server.app import ServerState
+from langchain_steer.server.calibration import CalibrationAnswer, CalibrationStart
 from langchain_steer.server.completions import (
     Completion,
     chat_messages,
@@ -163,15 +165,45 @@ async def delete_preferences(
     return {"user": user, "preferences": {}}
 
 
-def _learn(state: ServerState, user: str, messages: list[Any]) -> dict[str, float]:
+def _learn(
+    state: ServerState, user: str, messages: list[Any]
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
     from langchain_steer.agent.inference import default_inferencer
-    from langchain_steer.agent.nodes import learn_preferences
+    from langchain_steer.agent.nodes import explain_learning
 
-    learned = learn_preferences(
+    learned, changes = explain_learning(
         default_inferencer(), messages, state.store.get(user), state.dimensions
     )
-    state.store.put(user, learned)
-    return learned
+    state.store.put(user, learned)  # durable before the response returns
+    return learned, [dataclasses.asdict(change) for change in changes]
+
+
+@router.post("/v1/users/{user}/calibration")
+async def start_calibration(
+    user: str, body: CalibrationStart, request: Request, allowed: Allowed
+) -> dict[str, Any]:
+    """CALIBRATE: start an A/B session for ``user``; returns its first round."""
+    state = _state(request)
+    _user(user, allowed, "user")
+    limits = state.settings.limits
+    if not body.messages or len(body.messages) > limits.max_messages:
+        raise RequestError(f"messages must hold 1 to {limits.max_messages} messages.", param="messages")
+    if any(len(m.text()) > limits.max_message_chars for m in body.messages):
+        raise RequestError(
+            f"A message is longer than {limits.max_message_chars} characters.", param="messages"
+        )
+    messages = chat_messages(body.messages)
+    return await run_in_threadpool(state.calibrations.start, user, messages, body)
+
+
+@router.post("/v1/users/{user}/calibration/{session}")
+async def answer_calibration(
+    user: str, session: str, body: CalibrationAnswer, request: Request, allowed: Allowed
+) -> dict[str, Any]:
+    """CALIBRATE: answer the current round of ``session``; returns the next round, or the result."""
+    state = _state(request)
+    _user(user, allowed, "user")
+    return await run_in_threadpool(state.calibrations.answer, user, session, body.choice)
 
 
 @router.post("/v1/chat/completions", response_model=None)
@@ -185,10 +217,11 @@ async def chat_completions(
     messages = chat_messages(body.messages)
     kwargs = model_kwargs(body)
     preferences: dict[str, float] = {}
+    learned: list[dict[str, Any]] | None = None
     if body.user is not None:
         user = _user(body.user, allowed)
         if body.preference_mode == "learn":
-            preferences = await run_in_threadpool(_learn, state, user, messages)
+            preferences, learned = await run_in_threadpool(_learn, state, user, messages)
         else:
             preferences = await run_in_threadpool(state.store.get, user)
     elif body.preference_mode == "learn":
@@ -196,7 +229,7 @@ async def chat_completions(
     strengths = {
         k: v for k, v in {**preferences, **explicit}.items() if v and k in state.dimensions
     }
-    completion = Completion(messages, kwargs, strengths, state.settings.model)
+    completion = Completion(messages, kwargs, strengths, state.settings.model, learned)
     try:
         if not body.stream:
             message = await state.llm.ainvoke(messages, steering=strengths, **kwargs)

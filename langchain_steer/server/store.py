@@ -21,6 +21,9 @@ __all__ = ["PreferenceStore"]
 class PreferenceStore:
     """Opens the preference store named by ``db`` and reads and writes one user's preferences.
 
+    ``store`` is the LangGraph store and ``checkpointer`` the LangGraph checkpointer on the same database
+    (the CALIBRATE sessions' threads live there).
+
     Args:
         db: a SQLite file path, or a ``postgresql://`` URL (needs ``langchain-steer[server]``, which
             installs ``langgraph-checkpoint-postgres`` and ``psycopg``).
@@ -34,6 +37,7 @@ class PreferenceStore:
         self._closers: list[Any] = []
         if self.url.startswith(("postgresql://", "postgres://")):
             try:
+                from langgraph.checkpoint.postgres import PostgresSaver
                 from langgraph.store.postgres import PostgresStore
             except ImportError as error:
                 raise ImportError(
@@ -44,9 +48,14 @@ class PreferenceStore:
             self.store: Any = manager.__enter__()
             self._closers.append(lambda: manager.__exit__(None, None, None))
             self.store.setup()
+            saver_manager = PostgresSaver.from_conn_string(self.url)
+            self.checkpointer: Any = saver_manager.__enter__()
+            self._closers.append(lambda: saver_manager.__exit__(None, None, None))
+            self.checkpointer.setup()
         else:
             persistence = SqlitePersistence(self.url)
             self.store = persistence.store
+            self.checkpointer = persistence.checkpointer
             self._closers.append(persistence.close)
 
     def get(self, user: str) -> dict[str, float]:

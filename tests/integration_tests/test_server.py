@@ -324,3 +324,52 @@ def test_sigterm_lets_a_reply_in_flight_finish_then_exits(tmp_path):
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{server.url}/health", timeout=2)  # and it no longer accepts requests
 
+
+def test_calibrate_sessions_over_http(server):
+    auth = {"Authorization": f"Bearer {KEY_APP}"}
+    start = {"messages": [{"role": "user", "content": PROMPT}], "dimensions": ["cost"], "max_tokens": 8}
+    first = httpx.post(f"{server.url}/v1/users/bob/calibration", json=start, headers=auth, timeout=120)
+    assert first.status_code == 200, first.text
+    round_one = first.json()
+    assert round_one["done"] is False and round_one["dimension"] == "cost"
+    assert round_one["strengths"] == {"A": -0.5, "B": 0.5} and round_one["A"] != round_one["B"]
+    session = round_one["session"]
+    url = f"{server.url}/v1/users/bob/calibration/{session}"
+    # Another user's key, or another user's path, never reaches bob's session.
+    ana = {"Authorization": f"Bearer {KEY_ANA}"}
+    assert httpx.post(url, json={"choice": "A"}, headers=ana, timeout=60).status_code == 403
+    other = f"{server.url}/v1/users/ana/calibration/{session}"
+    assert httpx.post(other, json={"choice": "A"}, headers=ana, timeout=60).status_code == 404
+    assert httpx.post(url, json={"choice": "maybe"}, headers=auth, timeout=60).status_code == 400
+    assert httpx.post(url, json={"choice": "A"}, headers=auth, timeout=120).json()["round"] == 2
+    done = httpx.post(url, json={"choice": "B"}, headers=auth, timeout=120).json()
+    assert done["done"] is True and done["preferences"]["cost"] == pytest.approx(-0.25)
+    stored = httpx.get(f"{server.url}/v1/users/bob/preferences", headers=auth).json()["preferences"]
+    assert stored["cost"] == pytest.approx(-0.25)
+    assert httpx.post(url, json={"choice": "A"}, headers=auth, timeout=60).status_code == 409
+    bad = {**start, "dimensions": ["cots"]}
+    wrong = httpx.post(f"{server.url}/v1/users/bob/calibration", json=bad, headers=auth, timeout=60)
+    assert wrong.status_code == 400 and "cots" in wrong.json()["error"]["message"]
+    assert httpx.post(
+        f"{server.url}/v1/users/bob/calibration/{'0' * 31}", json={"choice": "A"}, headers=auth
+    ).status_code == 404
+
+
+def test_learn_mode_says_what_moved_and_why(server):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{server.url}/v1", api_key=KEY_APP)
+    turn = "We're on a tight budget and bringing our toddler"
+    reply = client.chat.completions.create(
+        model="demo", messages=[{"role": "user", "content": turn}], max_tokens=8, user="lucy",
+        extra_body={"preference_mode": "learn"},
+    )  # fmt: skip
+    moved = {change["dimension"]: change for change in reply.model_extra["learned"]}
+    assert moved["cost"]["after"] < 0 and moved["age"]["after"] < 0
+    assert moved["cost"]["because"] == turn and moved["cost"]["before"] == 0.0
+    stream = client.chat.completions.create(
+        model="demo", messages=[{"role": "user", "content": turn}], max_tokens=8, user="lucy2",
+        extra_body={"preference_mode": "learn"}, stream=True,
+    )  # fmt: skip
+    learned = [c.model_extra.get("learned") for c in stream if c.model_extra.get("learned")]
+    assert learned and {c["dimension"] for c in learned[0]} >= {"cost", "age"}

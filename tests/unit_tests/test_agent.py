@@ -341,3 +341,28 @@ def test_dimensions_without_vectors_fail_at_build_time(tiny_llm, tmp_path):
     agent = build_preference_agent(only_cost, mode="select", checkpointer=InMemorySaver())
     result = agent.invoke({"messages": [("user", "hi")], "preferences": {"cost": 1}}, _config("b1"))
     assert result["preferences"] == {"cost": 1.0}
+
+
+def test_explain_learning_says_which_words_moved_which_value():
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from langchain_steer.agent.inference import default_inferencer
+    from langchain_steer.agent.nodes import PreferenceChange, explain_learning, learn_preferences
+
+    turn = "We're on a tight budget and bringing our toddler"
+    learned, changes = explain_learning(default_inferencer(), [HumanMessage(turn)], {}, DIMENSIONS)
+    assert learned == learn_preferences(default_inferencer(), [HumanMessage(turn)], {}, DIMENSIONS)
+    moved = {change.dimension: change for change in changes}
+    assert set(moved) >= {"cost", "age"}
+    assert moved["cost"].after < 0 and moved["age"].after < 0
+    assert moved["cost"].before == 0.0 and moved["cost"].because == turn
+    # Nothing moves that the turn did not move, and only the newest turns are read again.
+    again, none = explain_learning(
+        default_inferencer(), [HumanMessage(turn), AIMessage("Sure."), HumanMessage("Thanks!")], learned,
+        DIMENSIONS,
+    )  # fmt: skip
+    assert again == learned and none == []
+    cleared = explain_learning(
+        KeywordInferencer(), [HumanMessage("whatever it costs")], {"cost": -0.8}, DIMENSIONS
+    )[1]
+    assert cleared == [PreferenceChange("cost", -0.8, 0.0, "")]
