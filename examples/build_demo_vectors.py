@@ -22,9 +22,9 @@ import torch
 
 from langchain_steer import DIMENSIONS, load_model
 from langchain_steer.dimensions import PLANNER_SYSTEM_PROMPT
+from langchain_steer.packs import load_vectors
 from langchain_steer.passport import Passport
 from langchain_steer.recipe import CounterSteer, DimensionSpec, build_vectors
-from langchain_steer.vectors import load_vectors
 
 SHIPPED = Path(__file__).parents[1] / "langchain_steer" / "dimensions" / "vectors" / "demo"
 

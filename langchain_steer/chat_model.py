@@ -40,6 +40,7 @@ from langchain_steer.engines import Engine, EngineName
 from langchain_steer.engines import hf as hf_engine
 from langchain_steer.hooks import Positions, check_strength
 from langchain_steer.messages import render_prompt
+from langchain_steer.packs import load_vectors
 from langchain_steer.prompts import supports_tools
 from langchain_steer.scheduler import QueueFull, check_batching
 from langchain_steer.streaming import TextAssembler
@@ -54,7 +55,7 @@ from langchain_steer.tools import (
     split_tool_calls,
     tool_prompt,
 )
-from langchain_steer.vectors import SteeringVector, load_vectors
+from langchain_steer.vectors import SteeringVector
 
 __all__ = ["MAX_TOKENS_LIMIT", "SteeredChatModel"]
 

@@ -1,13 +1,12 @@
 """``SteeringVector``: one dimension's steering offsets per layer, with the metadata that makes them reusable.
 
-A vector is an immutable value: arithmetic and :meth:`SteeringVector.to` return new vectors.
-
-**Two poles.** A vector holds, per layer, the offset that moves the model towards its positive pole
-(``directions``) and, optionally, a separate one towards its negative pole (``negative_directions``).
-When the negative side is left out the vector is *symmetric*: strength ``-s`` adds exactly the negative of
-strength ``+s`` (the classic mean-difference vector). A *two-sided* vector, as extraction makes by default,
-steers each pole towards that pole's own examples, which on small models reads much more clearly than
-pushing away from the opposite pole (see ``docs/eval.md``).
+A vector is an immutable value: arithmetic and :meth:`SteeringVector.to` return new vectors. **Two poles.** A
+vector holds, per layer, the offset that moves the model towards its positive pole (``directions``) and,
+optionally, a separate one towards its negative pole (``negative_directions``). When the negative side is left
+out the vector is *symmetric*: strength ``-s`` adds exactly the negative of strength ``+s`` (the classic
+mean-difference vector). A *two-sided* vector, as extraction makes by default, steers each pole towards that
+pole's own examples, which on small models reads much more clearly than pushing away from the opposite pole
+(see ``docs/eval.md``).
 
 **Strength unit.** At strength ``s > 0`` a hook adds ``s * functional_range * directions[layer]`` to the
 output of each layer; at ``s < 0`` it adds ``|s| * negative_range * negative_directions[layer]``.
@@ -32,7 +31,7 @@ from torch import nn
 from langchain_steer.layers import find_layers, hidden_size
 from langchain_steer.passport import ForeignVectorError, Passport
 
-__all__ = ["ForeignVectorError", "SteeringVector", "load_vectors"]
+__all__ = ["ForeignVectorError", "SteeringVector"]
 
 _FORMAT_VERSION = 3  # 3 added the passport; 1 and 2 files load with passport None
 _READABLE_VERSIONS = (1, 2, 3)
@@ -307,6 +306,29 @@ class SteeringVector:
             "passport": self.passport.to_dict() if self.passport is not None else None,
         }
 
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The stored tensors: ``layer.<n>`` (and ``negative.<n>``), float32 on the CPU."""
+        tensors = {
+            f"{_POSITIVE_KEY}.{layer}": t.detach().to("cpu", torch.float32).contiguous()
+            for layer, t in self.directions.items()
+        }
+        for layer, t in (self.negative_directions or {}).items():
+            tensors[f"{_NEGATIVE_KEY}.{layer}"] = t.detach().to("cpu", torch.float32).contiguous()
+        return tensors
+
+    def export_gguf(self, path: str | Path, strength: float = 1.0) -> Path:
+        """Write a llama.cpp control vector at ``strength`` (:func:`langchain_steer.interop.export_gguf`)."""
+        from langchain_steer.interop import export_gguf
+
+        return export_gguf(self, path, strength)
+
+    @classmethod
+    def import_gguf(cls, path: str | Path, model: Any = None, **kwargs: Any) -> SteeringVector:
+        """Read a llama.cpp control vector, repeng's too (:func:`langchain_steer.interop.import_gguf`)."""
+        from langchain_steer.interop import import_gguf
+
+        return import_gguf(path, model, **kwargs)
+
     def save(self, path: str | Path) -> Path:
         """Write the vector to a ``.safetensors`` file (float32 tensors, JSON metadata).
 
@@ -317,14 +339,8 @@ class SteeringVector:
 
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {
-            f"{_POSITIVE_KEY}.{layer}": t.detach().to("cpu", torch.float32).contiguous()
-            for layer, t in self.directions.items()
-        }
-        for layer, t in (self.negative_directions or {}).items():
-            tensors[f"{_NEGATIVE_KEY}.{layer}"] = t.detach().to("cpu", torch.float32).contiguous()
         tmp = target.with_name(f".{target.name}.tmp")
-        save_file(tensors, str(tmp), metadata={_METADATA_KEY: json.dumps(self.metadata())})
+        save_file(self.tensors(), str(tmp), metadata={_METADATA_KEY: json.dumps(self.metadata())})
         tmp.replace(target)
         return target
 
@@ -363,6 +379,20 @@ class SteeringVector:
                 f"{source} has vector format version {version!r}; this langchain-steer reads versions "
                 f"{', '.join(map(str, _READABLE_VERSIONS))}. Upgrade langchain-steer to read it."
             )
+        vector = cls.from_parts(meta, tensors, source)
+        return vector.to(device) if device is not None else vector
+
+    @classmethod
+    def from_parts(
+        cls, meta: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], source: Any
+    ) -> SteeringVector:
+        """Build a vector from its metadata and its ``layer.<n>`` / ``negative.<n>`` tensors.
+
+        ``source`` names where they came from, in error messages.
+
+        Raises:
+            ValueError: unexpected tensor names, no direction, or metadata that does not match the tensors.
+        """
         sides: dict[str, dict[int, torch.Tensor]] = {_POSITIVE_KEY: {}, _NEGATIVE_KEY: {}}
         for key, tensor in tensors.items():
             side, _, index = key.partition(".")
@@ -397,7 +427,7 @@ class SteeringVector:
             or (vector.passport is not None and vector.passport.hidden_size != vector.hidden_size)
         ):
             raise ValueError(f"{source}: metadata does not match the stored tensors.")
-        return vector.to(device) if device is not None else vector
+        return vector
 
 
 def _layer_sum(parts: list[tuple[Mapping[int, torch.Tensor], float]]) -> dict[int, torch.Tensor]:
@@ -408,30 +438,3 @@ def _layer_sum(parts: list[tuple[Mapping[int, torch.Tensor], float]]) -> dict[in
             part = tensor * scale
             total[layer] = part if layer not in total else total[layer] + part.to(total[layer])
     return dict(sorted(total.items()))
-
-
-def load_vectors(path: str | Path) -> dict[str, SteeringVector]:
-    """Load one ``.safetensors`` vector file, or every one in a folder, keyed by each vector's name.
-
-    A vector saved without a name is keyed by its file name (without the suffix).
-
-    Raises:
-        FileNotFoundError: the path does not exist, or the folder holds no ``.safetensors`` file.
-        ValueError: a file is not a langchain-steer vector, or two files hold the same dimension.
-    """
-    source = Path(path)
-    files = sorted(source.glob("*.safetensors")) if source.is_dir() else [source]
-    if not files:
-        raise FileNotFoundError(f"No .safetensors vectors in {source}")
-    vectors: dict[str, SteeringVector] = {}
-    origin: dict[str, Path] = {}
-    for file in files:
-        vector = SteeringVector.load(file)
-        name = vector.name or file.stem
-        if name in vectors:
-            # Keeping either one silently would steer with a vector the user did not pick.
-            raise ValueError(
-                f"{origin[name]} and {file} both hold the dimension {name!r}; keep one of them."
-            )
-        vectors[name], origin[name] = vector, file
-    return vectors

@@ -12,7 +12,8 @@ from langchain_steer.dimensions import (
     builtin_vectors,
     read_examples,
 )
-from langchain_steer.vectors import SteeringVector, load_vectors
+from langchain_steer.packs import load_vectors
+from langchain_steer.vectors import SteeringVector
 
 if TYPE_CHECKING:  # the recipe pulls in the evaluation modules: imported when a command needs it
     from langchain_steer.recipe import DimensionSpec

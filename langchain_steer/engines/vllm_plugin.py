@@ -40,7 +40,7 @@ ENV_POSITIONS = "LANGCHAIN_STEER_POSITIONS"
 def _basis_payload() -> bytes:
     from langchain_steer.dimensions import builtin_vectors
     from langchain_steer.engines.basis import SteeringBasis
-    from langchain_steer.vectors import load_vectors
+    from langchain_steer.packs import load_vectors
 
     source = os.environ[ENV_VECTORS]
     vectors = builtin_vectors("demo") if source == "demo" else load_vectors(source)

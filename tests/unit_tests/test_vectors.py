@@ -5,7 +5,7 @@ import torch
 from helpers import random_vector
 
 from langchain_steer import SteeringVector, steer
-from langchain_steer.vectors import load_vectors
+from langchain_steer.packs import load_vectors
 
 
 def test_save_load_round_trip(tmp_path, llama):
