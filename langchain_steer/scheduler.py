@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -200,16 +200,7 @@ class MicroBatcher:
 
     async def asubmit(self, request: GenerationRequest) -> Ticket:
         """Like :meth:`submit`, for a ticket consumed with ``async for``; waits for room without blocking."""
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                return self.submit(request, loop=loop, block=False)
-            except QueueFullError:
-                if self.queue_full == "error":
-                    raise
-            await asyncio.sleep(
-                0.01
-            )  # polling keeps the wait cancellable and off the worker's lock
+        return await submit_when_room(self.submit, request, self.queue_full)
 
     @contextmanager
     def hold(self, count: int, timeout: float = 1.0) -> Iterator[None]:
@@ -330,6 +321,24 @@ class MicroBatcher:
             finished.extend((ticket, "error", error) for ticket in decoder.abort())
         finally:
             _finish_all(finished)
+
+
+async def submit_when_room(
+    submit: Callable[..., Ticket], request: GenerationRequest, queue_full: QueueFull
+) -> Ticket:
+    """Submit ``request`` for the running event loop, waiting for room in the queue without blocking it.
+
+    With ``queue_full="error"`` a full queue raises at once. Polling keeps the wait cancellable and off the
+    batcher's lock.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            return submit(request, loop=loop, block=False)
+        except QueueFullError:
+            if queue_full == "error":
+                raise
+        await asyncio.sleep(0.01)
 
 
 def _finish_all(finished: list[tuple[Ticket, str, BaseException | None]]) -> None:

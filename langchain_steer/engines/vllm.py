@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_steer.engines.basis import SteeringBasis
-from langchain_steer.scheduler import BatcherStats, QueueFull, QueueFullError
+from langchain_steer.scheduler import BatcherStats, QueueFull, QueueFullError, submit_when_room
 from langchain_steer.tickets import GenerationRequest, Ticket
 
 __all__ = [
@@ -261,14 +261,7 @@ class VLLMEngine:
 
     async def asubmit(self, request: GenerationRequest) -> Ticket:
         """Like :meth:`submit`, for a ticket consumed with ``async for``; waits for room without blocking."""
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                return self.submit(request, loop=loop, block=False)
-            except QueueFullError:
-                if self.queue_full == "error":
-                    raise
-            await asyncio.sleep(0.01)
+        return await submit_when_room(self.submit, request, self.queue_full)
 
     @contextlib.contextmanager
     def hold(self, count: int, timeout: float = 1.0) -> Iterator[None]:
