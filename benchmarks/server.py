@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 from _common import spread, summary, table, write_json
 from overhead import ROW_STEERING, prompts
-from serving import percentile
+from serving import measure
 
 from langchain_steer import SteeredChatModel
 
@@ -116,7 +116,7 @@ async def through_server(
         return "".join(parts), used, time.perf_counter() - start
 
     done = await asyncio.gather(*(one(t, s) for t, s in zip(texts, steering, strict=True)))
-    return _measure(start, done)
+    return measure(start, done)
 
 
 async def through_server_raw(
@@ -148,7 +148,7 @@ async def through_server_raw(
         return "".join(parts), used, time.perf_counter() - start
 
     done = await asyncio.gather(*(one(t, s) for t, s in zip(texts, steering, strict=True)))
-    return _measure(start, done)
+    return measure(start, done)
 
 
 async def direct(
@@ -166,21 +166,7 @@ async def direct(
         return "".join(parts), used, time.perf_counter() - start
 
     done = await asyncio.gather(*(one(t, s) for t, s in zip(texts, steering, strict=True)))
-    return _measure(start, done)
-
-
-def _measure(start: float, done: list[tuple[str, int, float]]) -> dict[str, Any]:
-    wall = time.perf_counter() - start
-    latencies = [latency for _, _, latency in done]
-    tokens = sum(used for _, used, _ in done)
-    return {
-        "wall_s": wall,
-        "tokens": tokens,
-        "throughput": tokens / wall,
-        "p50_s": percentile(latencies, 0.5),
-        "p95_s": percentile(latencies, 0.95),
-        "replies": [text for text, _, _ in done],
-    }
+    return measure(start, done)
 
 
 async def run(args: argparse.Namespace, server: ServerProcess) -> dict[str, Any]:

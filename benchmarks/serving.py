@@ -37,6 +37,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+def measure(start: float, done: list[tuple[str, int, float]]) -> dict[str, Any]:
+    """Throughput, p50/p95 latency and replies of concurrent requests started at ``start``.
+
+    ``done`` holds one ``(reply, tokens, seconds from start to the reply's end)`` per request.
+    """
+    wall = time.perf_counter() - start
+    tokens = sum(n for _, n, _ in done)
+    latencies = [t for _, _, t in done]
+    return {
+        "wall_s": wall,
+        "tokens": tokens,
+        "throughput": tokens / wall,
+        "p50_s": percentile(latencies, 0.5),
+        "p95_s": percentile(latencies, 0.95),
+        "replies": [text for text, _, _ in done],
+    }
+
+
 async def serve(
     llm: SteeredChatModel, texts: list[str], steering: list[dict[str, float]]
 ) -> dict[str, Any]:

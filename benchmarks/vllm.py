@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from _common import spread, summary, table, write_json
 from overhead import DIMENSIONS, prompts
-from serving import percentile
+from serving import measure
 
 from langchain_steer import SteeredChatModel, builtin_vectors
 from langchain_steer.engines.vllm import close_engines
@@ -52,20 +52,6 @@ def steerings(count: int, seed: int = 0) -> list[dict[str, float]]:
     return [{name: round(rng.uniform(-1, 1), 3) for name in DIMENSIONS} for _ in range(count)]
 
 
-def _measure(start: float, done: list[tuple[str, int, float]]) -> dict[str, Any]:
-    wall = time.perf_counter() - start
-    tokens = sum(n for _, n, _ in done)
-    latencies = [t for _, _, t in done]
-    return {
-        "wall_s": wall,
-        "tokens": tokens,
-        "throughput": tokens / wall,
-        "p50_s": percentile(latencies, 0.5),
-        "p95_s": percentile(latencies, 0.95),
-        "replies": [text for text, _, _ in done],
-    }
-
-
 async def through_chat_model(
     llm: SteeredChatModel, texts: list[str], steering: list[dict[str, float]]
 ) -> dict[str, Any]:
@@ -75,7 +61,7 @@ async def through_chat_model(
         reply = await llm.ainvoke(text, steering=strengths)
         return str(reply.content), reply.usage_metadata["output_tokens"], time.perf_counter() - start
 
-    return _measure(start, await asyncio.gather(*(one(t, s) for t, s in zip(texts, steering, strict=True))))
+    return measure(start, await asyncio.gather(*(one(t, s) for t, s in zip(texts, steering, strict=True))))
 
 
 async def side_by_side(runs: dict[str, Any], repeats: int, label: str) -> dict[str, list[dict[str, Any]]]:
@@ -201,7 +187,7 @@ async def against_vllm_lens(args: argparse.Namespace) -> dict[str, Any]:
             return final.outputs[0].text, len(final.outputs[0].token_ids), time.perf_counter() - start
 
         done = await asyncio.gather(*(one(t, s) for t, s in zip(texts, steering, strict=True)))
-        return _measure(start, done)
+        return measure(start, done)
 
     results: dict[str, Any] = {}
     for clients in [c for c in args.clients if c > 1]:

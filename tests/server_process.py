@@ -75,3 +75,32 @@ class Server:
                 self.process.wait(60)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+def check_chat_openai(url: str) -> None:
+    """``ChatOpenAI(base_url=url)`` in an LCEL chain, with a forced tool call and structured output."""
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+    from pydantic import BaseModel
+
+    llm = ChatOpenAI(base_url=f"{url}/v1", api_key=KEY_APP, model="demo", max_tokens=40)
+    chain = ChatPromptTemplate.from_messages([("user", "{question}")]) | llm
+    assert chain.invoke({"question": "Say hello."}).content
+
+    @tool
+    def get_weather(city: str) -> str:
+        """Get the weather in a city."""
+        return "sunny"
+
+    called = llm.bind_tools([get_weather], tool_choice="get_weather").invoke("Weather in Paris?")
+    assert called.tool_calls and called.tool_calls[0]["name"] == "get_weather"
+    assert isinstance(called.tool_calls[0]["args"].get("city"), str)
+
+    class Plan(BaseModel):
+        place: str
+        budget_dollars: int
+
+    roomy = ChatOpenAI(base_url=f"{url}/v1", api_key=KEY_APP, model="demo", max_tokens=200)
+    plan = roomy.with_structured_output(Plan).invoke("Plan a cheap dinner in Paris.")
+    assert isinstance(plan, Plan)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_process import KEY_ANA, KEY_APP, Server, free_port
+from server_process import KEY_ANA, KEY_APP, Server, check_chat_openai, free_port
 
 from langchain_steer import SteeredChatModel
 
@@ -68,31 +68,7 @@ def test_openai_sdk_chat_and_stream_equal_the_chat_model(server, local):
 
 
 def test_chat_openai_in_a_chain_with_tools_and_structured_output(server):
-    from langchain_core.prompts import ChatPromptTemplate
-    from langchain_core.tools import tool
-    from langchain_openai import ChatOpenAI
-    from pydantic import BaseModel
-
-    llm = ChatOpenAI(base_url=f"{server.url}/v1", api_key=KEY_APP, model="demo", max_tokens=40)
-    chain = ChatPromptTemplate.from_messages([("user", "{question}")]) | llm
-    assert chain.invoke({"question": "Say hello."}).content
-
-    @tool
-    def get_weather(city: str) -> str:
-        """Get the weather in a city."""
-        return "sunny"
-
-    called = llm.bind_tools([get_weather], tool_choice="get_weather").invoke("Weather in Paris?")
-    assert called.tool_calls and called.tool_calls[0]["name"] == "get_weather"
-    assert isinstance(called.tool_calls[0]["args"].get("city"), str)
-
-    class Plan(BaseModel):
-        place: str
-        budget_dollars: int
-
-    roomy = ChatOpenAI(base_url=f"{server.url}/v1", api_key=KEY_APP, model="demo", max_tokens=200)
-    plan = roomy.with_structured_output(Plan).invoke("Plan a cheap dinner in Paris.")
-    assert isinstance(plan, Plan)
+    check_chat_openai(server.url)
 
 
 def test_bad_input_gets_a_clean_4xx_and_the_server_keeps_serving(server):
