@@ -310,7 +310,8 @@ def extract_vector(
         method: ``"pole_mean"`` (two-sided, needs ``anchor``), ``"mean_diff"``, ``"pca"`` or ``"probe"``.
         anchor: for ``pole_mean``: replies to measure each pole against, or their mean activations. A
             broad set of ordinary replies works best; the built-in dimensions' replies are
-            :func:`langchain_steer.dimensions.reference_examples`. Ignored by the symmetric methods.
+            :func:`langchain_steer.dimensions.reference_examples`. Replies are run through the model once
+            and cached (:func:`langchain_steer.anchors.anchor_activations`). Ignored by the symmetric methods.
         system: a system prompt to render before every request, usually the one the model will be steered
             under (the demo uses :data:`langchain_steer.dimensions.PLANNER_SYSTEM_PROMPT`).
         layers: explicit layer indices (negative ones count from the end); skips layer selection.
@@ -389,12 +390,12 @@ def extract_vector(
     negative_directions: dict[int, torch.Tensor] | None = None
     if method == "pole_mean":
         assert anchor is not None  # checked above
+        from langchain_steer.anchors import anchor_activations  # it builds on collect_activations
+
         centre = (
             anchor.float()
             if isinstance(anchor, torch.Tensor)
-            else collect_activations(
-                model, tokenizer, anchor, desc=f"{name or 'vector'}: anchor", **common
-            ).mean(1)
+            else anchor_activations(model, tokenizer, anchor, **common)
         )
         if tuple(centre.shape) != (total, acts_pos.shape[-1]):
             raise ValueError(

@@ -25,12 +25,13 @@ from typing import Any, Literal
 
 import torch
 
+from langchain_steer.anchors import anchor_activations
 from langchain_steer.dimensions.examples import Dimension, Example, read_examples
 from langchain_steer.disentangle import counter_steer, orthogonalize, writing_system_direction
 from langchain_steer.eval.judge import PoleJudge
 from langchain_steer.eval.range_calibration import DEFAULT_FRACTIONS, calibrate_range
 from langchain_steer.eval.settings import ReplySettings
-from langchain_steer.extract import DEFAULT_BAND, Method, collect_activations, extract_vector
+from langchain_steer.extract import DEFAULT_BAND, Method, extract_vector
 from langchain_steer.vectors import SteeringVector
 
 logger = logging.getLogger(__name__)
@@ -234,16 +235,15 @@ def build_vectors(
                     "add them to its examples, or skip calibration."
                 )
     if method == "pole_mean" and not isinstance(anchor, torch.Tensor):
-        anchor = collect_activations(
+        anchor = anchor_activations(
             model,
             tokenizer,
             list(anchor) if anchor is not None else reference_examples(),
             system=system,
             batch_size=batch_size,
             progress=progress,
-            desc="anchor",
             layer_path=layer_path,
-        ).mean(1)
+        )
     script = (
         writing_system_direction(model, tokenizer, system=system, layer_path=layer_path)
         if project_writing_system
