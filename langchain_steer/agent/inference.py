@@ -231,19 +231,33 @@ class LLMInferencer:
     Args:
         chat_model: e.g. ``SteeredChatModel()``, ``ChatOpenAI(...)``, ``ChatOllama(...)``.
         dimensions: the dimensions to ask about (default: the five built-in ones).
+        poles: ``{dimension: (negative pole, positive pole)}``, the names the model rates each scale by.
+            A built-in dimension defaults to its own poles; a custom one needs them here.
+
+    Raises:
+        ValueError: a custom dimension without its poles.
     """
 
-    def __init__(self, chat_model: Any, dimensions: Sequence[str] = DIMENSIONS) -> None:
+    def __init__(
+        self,
+        chat_model: Any,
+        dimensions: Sequence[str] = DIMENSIONS,
+        poles: Mapping[str, tuple[str, str]] | None = None,
+    ) -> None:
         from langchain_steer.dimensions import load_dimension
 
         self.dimensions = list(dimensions)
         self._poles = {}
         for name in self.dimensions:
-            try:
-                dim = load_dimension(name)
-                self._poles[name] = (dim.poles[0], dim.poles[1])
-            except (KeyError, ValueError, FileNotFoundError):
-                self._poles[name] = ("negative", "positive")
+            if poles and name in poles:
+                self._poles[name] = (str(poles[name][0]), str(poles[name][1]))
+            elif name in DIMENSIONS:
+                self._poles[name] = load_dimension(name).poles
+            else:  # "-1 = negative, +1 = positive" would leave the model guessing what the scale is
+                raise ValueError(
+                    f"LLMInferencer needs the poles of the custom dimension {name!r}: "
+                    f"poles={{{name!r}: ('low pole', 'high pole')}}."
+                )
         self._structured = chat_model.with_structured_output(self._schema())
 
     def _schema(self) -> dict[str, Any]:

@@ -366,3 +366,18 @@ def test_explain_learning_says_which_words_moved_which_value():
         KeywordInferencer(), [HumanMessage("whatever it costs")], {"cost": -0.8}, DIMENSIONS
     )[1]
     assert cleared == [PreferenceChange("cost", -0.8, 0.0, "")]
+
+
+
+def test_the_llm_inferencer_rates_a_custom_dimension_on_its_named_poles():
+    from langchain_steer import SteeredChatModel
+    from langchain_steer.agent import LLMInferencer
+
+    llm = SteeredChatModel(model="demo")  # loads nothing: only the schema is built here
+    with pytest.raises(ValueError, match="poles of the custom dimension 'health'"):
+        LLMInferencer(llm, dimensions=["cost", "health"])
+    reader = LLMInferencer(llm, dimensions=["cost", "health"], poles={"health": ("indulgent", "healthy")})
+    schema = reader._schema()["properties"]
+    assert schema["health"]["description"].startswith("-1 = indulgent, +1 = healthy")
+    assert schema["cost"]["description"].startswith("-1 = budget, +1 = luxury")
+    assert "health: -1 indulgent, +1 healthy" in reader._prompt(None, "Salad, please.")
