@@ -77,7 +77,8 @@ unit: install-test
 integration: install-test postgres chromium
 	$(PY) -m pytest tests/integration_tests
 
-test: lint postgres chromium install-vllm
+# The docs site is built (strict) before the tests; the tests run every code block of the docs.
+test: lint docs postgres chromium install-vllm
 	$(PY) -m pytest tests/unit_tests tests/integration_tests
 	$(MAKE) --no-print-directory test-vllm
 

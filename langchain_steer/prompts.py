@@ -6,8 +6,8 @@ Generation (:func:`~langchain_steer.generate.generate_batch`), the chat model
 prompt form it is later used under.
 
 * With a chat template, the template renders the turns and the assistant's generation prompt. When the
-  template knows tools (its text refers to ``tools``, as SmolLM2's, Qwen's and Llama's do), ``tools=`` are
-  passed to it, so the model sees them the way it was trained to.
+  template knows tools (its text refers to ``tools``, as Qwen's and Llama's do; the demo model's, from its
+  GGUF file, does not), ``tools=`` are passed to it, so the model sees them the way it was trained to.
 * Without one (a base model), the turns become a plain transcript, one ``Role: content`` line per turn,
   ending with ``Assistant:``::
 

@@ -104,3 +104,56 @@ def check_chat_openai(url: str) -> None:
     roomy = ChatOpenAI(base_url=f"{url}/v1", api_key=KEY_APP, model="demo", max_tokens=200)
     plan = roomy.with_structured_output(Plan).invoke("Plan a cheap dinner in Paris.")
     assert isinstance(plan, Plan)
+
+
+class VLLMServer:
+    """vLLM's own OpenAI server with our plugin (``LANGCHAIN_STEER_VECTORS=demo``) on the demo model.
+
+    A context manager: it starts the server on a free loopback port and stops it on exit.
+    """
+
+    def __init__(self, folder: str, log: Path, name: str = "demo") -> None:
+        self.folder, self.log, self.name = folder, log, name
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> VLLMServer:
+        self._log = open(self.log, "w")  # noqa: SIM115 - closed in __exit__
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.folder,
+                "--served-model-name", self.name, "--host", "127.0.0.1", "--port", str(self.port),
+                "--dtype", "float32", "--enforce-eager", "--max-model-len", "2048",
+                "--generation-config", "vllm",
+            ],
+            stdout=self._log, stderr=subprocess.STDOUT,
+            env={**os.environ, "LANGCHAIN_STEER_VECTORS": "demo", "VLLM_CPU_KVCACHE_SPACE": "1"},
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(self.log.read_text()[-3000:])
+                try:
+                    if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                        return self
+                except httpx.HTTPError:
+                    pass
+                time.sleep(1)
+            raise RuntimeError("vLLM's server did not become ready in 300 s")
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *_: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self._log.close()

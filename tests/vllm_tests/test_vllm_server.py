@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 
-import httpx
 import pytest
-from server_process import KEY_APP, Server, check_chat_openai, free_port
+from server_process import KEY_APP, Server, VLLMServer, check_chat_openai
 
 from langchain_steer.engines.vllm import cache_salt
 
@@ -56,30 +51,8 @@ def test_chat_openai_chain_tools_and_structured_output_on_vllm(vllm_server):
 def test_vllms_own_server_steers_through_vllm_xargs(tmp_path, vllm_llm):
     from openai import OpenAI
 
-    folder = vllm_llm.batcher().folder
-    port = free_port()
-    log = open(tmp_path / "vllm.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", folder,
-            "--served-model-name", "demo", "--host", "127.0.0.1", "--port", str(port),
-            "--dtype", "float32", "--enforce-eager", "--max-model-len", "2048",
-            "--generation-config", "vllm",
-        ],
-        stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "LANGCHAIN_STEER_VECTORS": "demo", "VLLM_CPU_KVCACHE_SPACE": "1"},
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            assert process.poll() is None, (tmp_path / "vllm.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused")
+    with VLLMServer(vllm_llm.batcher().folder, tmp_path / "vllm.log") as server:
+        client = OpenAI(base_url=f"{server.url}/v1", api_key="unused")
         messages = [{"role": "user", "content": PROMPT}]
 
         def ask(steering):
@@ -94,10 +67,3 @@ def test_vllms_own_server_steers_through_vllm_xargs(tmp_path, vllm_llm):
         assert ask(STEERING) == vllm_llm.invoke(PROMPT, steering=STEERING).content
         assert ask({}) == vllm_llm.invoke(PROMPT).content
         assert ask(STEERING) != ask({})
-    finally:
-        process.terminate()
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
