@@ -23,16 +23,36 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class Server:
-    """``langchain-steer serve`` in a subprocess, restartable on the same database."""
+def wait_until_ready(process: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
+    """Poll ``url`` until it answers 200; raise with the log's tail if the process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(log.read_text()[-3000:])
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not answer in {timeout:g} s")
 
-    def __init__(self, folder: Path, db: str | None = None, extra: tuple[str, ...] = ()) -> None:
+
+class Server:
+    """``langchain-steer serve`` in a subprocess, restartable on the same database.
+
+    With ``keys=False`` it runs without API keys (loopback only), as a user's first ``serve`` does.
+    """
+
+    def __init__(
+        self, folder: Path, db: str | None = None, extra: tuple[str, ...] = (), keys: bool = True
+    ) -> None:
         self.folder = folder
         self.extra = extra
         self.db = db or str(folder / "preferences.db")
-        keys = folder / "keys.json"
-        keys.write_text(json.dumps({KEY_ANA: ["ana"], KEY_APP: "*"}))
-        self.keys = keys
+        self.keys = folder / "keys.json" if keys else None
+        if self.keys is not None:
+            self.keys.write_text(json.dumps({KEY_ANA: ["ana"], KEY_APP: "*"}))
         self.process: subprocess.Popen | None = None
         self.port = 0
 
@@ -42,25 +62,18 @@ class Server:
 
     def start(self) -> Server:
         self.port = free_port()
-        log = open(self.folder / f"server-{self.port}.log", "w")  # noqa: SIM115 - closed with the process
+        path = self.folder / f"server-{self.port}.log"
+        log = open(path, "w")  # noqa: SIM115 - closed with the process
+        keys = ("--api-keys", str(self.keys)) if self.keys is not None else ()
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "langchain_steer.cli", "serve", "--port", str(self.port),
-                "--db", self.db, "--api-keys", str(self.keys), *self.extra,
+                "--db", self.db, *keys, *self.extra,
             ],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError((self.folder / f"server-{self.port}.log").read_text())
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError("the server did not become ready in 180 s")
+        wait_until_ready(self.process, f"{self.url}/ready", path, 180)
+        return self
 
     def kill(self) -> None:
         """``kill -9``: no shutdown handler runs."""
@@ -134,17 +147,8 @@ class VLLMServer:
             env={**os.environ, "LANGCHAIN_STEER_VECTORS": "demo", "VLLM_CPU_KVCACHE_SPACE": "1"},
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(self.log.read_text()[-3000:])
-                try:
-                    if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                        return self
-                except httpx.HTTPError:
-                    pass
-                time.sleep(1)
-            raise RuntimeError("vLLM's server did not become ready in 300 s")
+            wait_until_ready(self.process, f"{self.url}/health", self.log, 300)
+            return self
         except BaseException:
             self.__exit__()
             raise

@@ -12,14 +12,12 @@ import importlib.util
 import io
 import re
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import tomllib
 from doc_snippets import ROOT, Snippet, commands, pages, read_snippets
-from server_process import free_port
+from server_process import Server
 
 from langchain_steer.cli import build_parser
 
@@ -45,34 +43,9 @@ def _page_id(page: Path) -> str:
 @pytest.fixture(scope="module")
 def doc_server(tmp_path_factory):
     """``langchain-steer serve`` on the demo model, with no API keys (loopback only), on a free port."""
-    import httpx
-
-    folder = tmp_path_factory.mktemp("doc-server")
-    port = free_port()
-    log = open(folder / "server.log", "w")  # noqa: SIM115 - closed with the process
-    process = subprocess.Popen(
-        [sys.executable, "-m", "langchain_steer.cli", "serve", "--port", str(port),
-         "--db", str(folder / "preferences.db")],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(360):
-            assert process.poll() is None, (folder / "server.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    server = Server(tmp_path_factory.mktemp("doc-server"), keys=False).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_page_id)
