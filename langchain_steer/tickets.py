@@ -162,7 +162,14 @@ class Ticket:
     async def _anext(self) -> Any:
         import asyncio
 
+        if not self._queue.empty():
+            return self._queue.get_nowait()
         try:
+            if hasattr(asyncio, "timeout"):  # Python 3.11+
+                # Not ``wait_for``: before 3.12 it returns the item and drops a cancellation that
+                # arrives as the item does, so a cancelled stream would go on to its end.
+                async with asyncio.timeout(self.timeout):
+                    return await self._queue.get()
             return await asyncio.wait_for(self._queue.get(), self.timeout)
         except (TimeoutError, asyncio.TimeoutError):  # distinct classes before Python 3.11
             raise TimeoutError(f"No token arrived for {self.timeout:g} s.") from None

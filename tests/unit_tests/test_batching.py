@@ -212,6 +212,7 @@ def test_async_ticket_timeout_message_on_every_python(monkeypatch):
 
     monkeypatch.setattr(asyncio, "TimeoutError", LegacyTimeout)
     monkeypatch.setattr(asyncio, "wait_for", wait_for)
+    monkeypatch.delattr(asyncio, "timeout", raising=False)  # as before 3.11: the ticket uses wait_for
 
     async def consume():
         ticket = Ticket(GenerationRequest([1, 2], 3), asyncio.get_running_loop(), timeout=0.5)
@@ -219,3 +220,28 @@ def test_async_ticket_timeout_message_on_every_python(monkeypatch):
 
     with pytest.raises(TimeoutError, match="No token arrived for 0.5 s"):
         asyncio.run(consume())
+
+
+def test_a_cancellation_that_arrives_with_a_token_is_not_lost():
+    import asyncio
+
+    # The token wakes the consumer's get and the cancel lands in the same loop step: the race in
+    # which ``asyncio.wait_for`` before Python 3.12 returned the token and forgot the cancellation.
+    async def main():
+        ticket = Ticket(GenerationRequest([1, 2], 3), asyncio.get_running_loop())
+        received = []
+
+        async def consume():
+            async for ids in ticket:
+                received.append(ids)
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0)  # the consumer now waits for a token
+        ticket._queue.put_nowait([7])
+        task.cancel()
+        ticket.finish("stop")  # were the cancel lost, the iteration would end normally here
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return received
+
+    assert asyncio.run(main()) == []
