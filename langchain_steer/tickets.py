@@ -167,7 +167,8 @@ class Ticket:
         try:
             if hasattr(asyncio, "timeout"):  # Python 3.11+
                 # Not ``wait_for``: before 3.12 it returns the item and drops a cancellation that
-                # arrives as the item does, so a cancelled stream would go on to its end.
+                # arrives as the item does, so a cancelled stream would go on to its end. Python 3.10
+                # has no ``timeout`` and keeps that rare race.
                 async with asyncio.timeout(self.timeout):
                     return await self._queue.get()
             return await asyncio.wait_for(self._queue.get(), self.timeout)
